@@ -1,0 +1,11 @@
+"""ASGI entry point (the service is deployed on WSGI; this exists for completeness)."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imageservice.settings")
+
+application = get_asgi_application()

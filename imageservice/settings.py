@@ -1,0 +1,420 @@
+"""ImageService settings: one file, driven by environment variables.
+
+Defaults run a fresh checkout with nothing external (SQLite, local files, an in-process worker,
+the bundled moderation model). Production differs in values, never in code paths. A bad value
+raises ImproperlyConfigured naming the variable. The README lists every variable.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from uploads.keys import load_keys
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = env_str(name).lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {raw!r}")
+
+
+def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env_str(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def env_float(name: str, default: float, *, minimum: float = 0.0, maximum: float = 1e18) -> float:
+    raw = env_str(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise ImproperlyConfigured(f"{name} must be between {minimum} and {maximum}, not {value}")
+    return value
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def env_url(name: str, default: str) -> str:
+    value = env_str(name, default).rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ImproperlyConfigured(f"{name} must be an http(s) URL, not {value!r}")
+    return value
+
+
+def env_choice(name: str, default: str, choices: set[str]) -> str:
+    value = env_str(name, default)
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {sorted(choices)}, not {value!r}")
+    return value
+
+
+VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _dev_secret_key() -> str:
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+# --- Core -------------------------------------------------------------------------------------
+SECRET_KEY = env_str("SECRET_KEY") or _dev_secret_key()
+DEBUG = env_bool("DEBUG", False)
+
+IMAGE_SERVICE_URL = env_url("IMAGE_SERVICE_URL", "http://127.0.0.1:8000")
+PINSTER_API_URL = env_url("PINSTER_API_URL", "http://127.0.0.1:3000")
+
+ALLOWED_HOSTS = env_list(
+    "ALLOWED_HOSTS", f"{urlsplit(IMAGE_SERVICE_URL).hostname},localhost,127.0.0.1,[::1]"
+)
+CORS_ALLOWED_ORIGINS = env_list(
+    "CORS_ALLOWED_ORIGINS", "http://localhost:3000,http://127.0.0.1:3000"
+)
+CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "x-request-id")
+CORS_EXPOSE_HEADERS = ("x-request-id", "retry-after", "location")
+CORS_PREFLIGHT_MAX_AGE = 86400
+
+# Keys: PEM text, base64 of the PEM (as the old deployment stored them), or several separated
+# by commas during a rotation (verify against any, sign with the first).
+API_PUBLIC_KEYS = load_keys("API_PUBLIC_KEY", private=False, dev_dir=VAR_DIR / "keys")
+PRIVATE_KEYS = load_keys("PRIVATE_KEY", private=True, dev_dir=VAR_DIR / "keys")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "rest_framework",
+    "drf_spectacular",
+    "django_dramatiq",
+    "django_prometheus",
+    "uploads",
+    "moderation",
+    "notifications",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "uploads.middleware.RequestIdMiddleware",
+    "uploads.middleware.BodySizeLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "imageservice.urls"
+WSGI_APPLICATION = "imageservice.wsgi.application"
+ADMIN_PATH = env_str("ADMIN_PATH", "admin/").strip("/") + "/"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
+try:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+except ValueError as exc:
+    raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from None
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The embedded worker threads write while requests do: wait for the lock instead of failing.
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+else:
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache (rate limits) ----------------------------------------------------------------------
+CACHE_URL = env_str("CACHE_URL")
+if CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": CACHE_URL,
+            "OPTIONS": {
+                "SOCKET_CONNECT_TIMEOUT": 2,
+                "SOCKET_TIMEOUT": 2,
+                "IGNORE_EXCEPTIONS": True,
+            },
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Storage ----------------------------------------------------------------------------------
+# Originals are private until approved (`raw/<md5>`); the approved copy `<md5>` and thumbnails
+# `<md5>_<W>x<H>` are public. Same layout on S3 and on local disk.
+BUCKET_NAME = env_str("BUCKET_NAME")
+PRIVATE_BUCKET_NAME = env_str("PRIVATE_BUCKET_NAME", BUCKET_NAME)
+AWS_S3_ENDPOINT_URL = env_str("AWS_S3_ENDPOINT_URL") or None
+AWS_S3_REGION_NAME = env_str("AWS_S3_REGION_NAME", env_str("AWS_DEFAULT_REGION", "us-east-1"))
+PUBLIC_CACHE_CONTROL = env_str("PUBLIC_CACHE_CONTROL", "public, max-age=86400")
+PUBLIC_OBJECT_ACL = env_str("PUBLIC_OBJECT_ACL", "public-read") or None
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+MEDIA_URL = env_str("MEDIA_URL", f"{IMAGE_SERVICE_URL}/media/")
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL")  # a CDN in front of the bucket, if any
+
+if BUCKET_NAME:
+    _s3 = {
+        "endpoint_url": AWS_S3_ENDPOINT_URL,
+        "region_name": AWS_S3_REGION_NAME,
+        "file_overwrite": True,
+        "signature_version": "s3v4",
+    }
+    _public_domain = urlsplit(PUBLIC_BASE_URL).netloc if PUBLIC_BASE_URL else None
+    STORAGES = {
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                **_s3,
+                "bucket_name": PRIVATE_BUCKET_NAME,
+                "location": "raw",
+                "default_acl": "private",
+                "querystring_auth": True,
+                "querystring_expire": 300,
+            },
+        },
+        "public": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                **_s3,
+                "bucket_name": BUCKET_NAME,
+                "default_acl": PUBLIC_OBJECT_ACL,
+                "querystring_auth": False,
+                "custom_domain": _public_domain,
+                "object_parameters": {"CacheControl": PUBLIC_CACHE_CONTROL},
+            },
+        },
+    }
+else:
+    STORAGES = {
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(VAR_DIR / "private" / "raw"), "base_url": None},
+        },
+        "public": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(MEDIA_ROOT), "base_url": MEDIA_URL},
+        },
+    }
+STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGE_TIMEOUT_SECONDS = env_int("STORAGE_TIMEOUT_SECONDS", 10, minimum=1)
+
+# --- Upload limits ----------------------------------------------------------------------------
+MAX_IMAGE_BYTES = env_int("MAX_IMAGE_BYTES", 10 * 1024 * 1024, minimum=1024)
+# A base64 body is 4/3 of the image plus the JSON around it.
+MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", MAX_IMAGE_BYTES * 4 // 3 + 64 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 50_000_000, minimum=1)
+MAX_TOTAL_PIXELS = env_int("MAX_TOTAL_PIXELS", 200_000_000, minimum=1)
+MAX_FRAMES = env_int("MAX_FRAMES", 100, minimum=1)
+MIN_IMAGE_SIDE = env_int("MIN_IMAGE_SIDE", 16, minimum=1)
+ALLOWED_IMAGE_FORMATS = env_list("ALLOWED_IMAGE_FORMATS", "JPEG,PNG,GIF,WEBP,HEIF")
+UPLOAD_RATE = env_str("UPLOAD_RATE", "60/min")
+MAX_CONCURRENT_UPLOADS = env_int("MAX_CONCURRENT_UPLOADS", 16, minimum=1)
+
+# --- Authentication of upload tokens (issued by PinsterApi) ------------------------------------
+JWT_LEEWAY_SECONDS = env_int("JWT_LEEWAY_SECONDS", 10)
+MAX_TOKEN_BYTES = env_int("MAX_TOKEN_BYTES", 4096, minimum=256)
+SIMPLE_JWT = {
+    "ALGORITHM": "RS256",
+    "SIGNING_KEY": None,
+    "VERIFYING_KEY": API_PUBLIC_KEYS[0],
+    "AUDIENCE": IMAGE_SERVICE_URL,
+    "ISSUER": PINSTER_API_URL,
+    "LEEWAY": JWT_LEEWAY_SECONDS,
+    "USER_ID_CLAIM": "user_id",
+    "USER_ID_FIELD": "id",
+    "TOKEN_TYPE_CLAIM": None,
+    "JTI_CLAIM": None,
+    "AUTH_TOKEN_CLASSES": ("uploads.authentication.UploadToken",),
+    "TOKEN_USER_CLASS": "uploads.authentication.Uploader",
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["uploads.authentication.PinsterTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "uploads.parsers.StrictJSONParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_THROTTLE_RATES": {"uploads": UPLOAD_RATE},
+    "EXCEPTION_HANDLER": "uploads.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ImageService API",
+    "DESCRIPTION": "Upload images for Pinster pins and collections, and follow their processing.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Background work --------------------------------------------------------------------------
+BROKER_URL = env_str("BROKER_URL")
+_broker_scheme = urlsplit(BROKER_URL).scheme
+if not BROKER_URL:
+    _broker: dict[str, object] = {"BROKER": "dramatiq.brokers.stub.StubBroker", "OPTIONS": {}}
+elif _broker_scheme in {"redis", "rediss"}:
+    _broker = {"BROKER": "dramatiq.brokers.redis.RedisBroker", "OPTIONS": {"url": BROKER_URL}}
+elif _broker_scheme in {"amqp", "amqps"}:
+    _broker = {
+        "BROKER": "dramatiq.brokers.rabbitmq.RabbitmqBroker",
+        "OPTIONS": {"url": BROKER_URL, "confirm_delivery": True},
+    }
+else:
+    raise ImproperlyConfigured(
+        f"BROKER_URL must be redis://, rediss:// or amqp://, not {BROKER_URL!r}"
+    )
+# Explicit: django-dramatiq's built-in default list names middleware Dramatiq 2 no longer has.
+_broker["MIDDLEWARE"] = [
+    "dramatiq.middleware.AgeLimit",
+    "dramatiq.middleware.TimeLimit",
+    "dramatiq.middleware.ShutdownNotifications",
+    "dramatiq.middleware.Callbacks",
+    "dramatiq.middleware.Pipelines",
+    "dramatiq.middleware.Retries",
+    "django_dramatiq.middleware.DbConnectionsMiddleware",
+    "uploads.logging.TaskContextMiddleware",
+    "uploads.periodic.PeriodicJobsMiddleware",
+]
+DRAMATIQ_BROKER = _broker
+DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
+EMBEDDED_WORKER_THREADS = env_int("EMBEDDED_WORKER_THREADS", 2, minimum=0)
+
+# Pipeline: an image whose state has not moved for this long is re-enqueued by the reconciler.
+STALE_AFTER_SECONDS = env_int("STALE_AFTER_SECONDS", 600, minimum=5)
+RECONCILE_INTERVAL_SECONDS = env_int("RECONCILE_INTERVAL_SECONDS", 60, minimum=1)
+MAX_STAGE_ATTEMPTS = env_int("MAX_STAGE_ATTEMPTS", 5, minimum=1)
+
+# --- Thumbnails -------------------------------------------------------------------------------
+THUMBNAIL_SIZES = env_str("THUMBNAIL_SIZES", "100x100,400x400,800x800,1600x1600,400xauto")
+ON_DEMAND_SIZES = env_str("ON_DEMAND_SIZES", f"{THUMBNAIL_SIZES},200x200,600x600,1200x1200")
+THUMBNAIL_FORMATS = env_list("THUMBNAIL_FORMATS", "JPEG,WEBP")
+THUMBNAIL_BACKGROUND = env_str("THUMBNAIL_BACKGROUND", "#ffffff")
+JPEG_QUALITY = env_int("JPEG_QUALITY", 85, minimum=1)
+WEBP_QUALITY = env_int("WEBP_QUALITY", 80, minimum=1)
+WATERMARK_PATH = env_str("WATERMARK_PATH")
+PUBLIC_ORIGINAL_MAX_SIDE = env_int("PUBLIC_ORIGINAL_MAX_SIDE", 4096, minimum=16)
+
+# --- Moderation -------------------------------------------------------------------------------
+MODERATION_BACKEND = env_str("MODERATION_BACKEND", "moderation.backends.LocalModelBackend")
+MODERATION_POLICY = env_str("MODERATION_POLICY")  # JSON; empty means the built-in defaults
+REKOGNITION_REGION = env_str("REKOGNITION_REGION", AWS_S3_REGION_NAME)
+REKOGNITION_ENDPOINT_URL = env_str("REKOGNITION_ENDPOINT_URL") or None
+BLOCKLIST_MAX_DISTANCE = env_int("BLOCKLIST_MAX_DISTANCE", 10)
+BLOCKLIST_ACTION = env_choice("BLOCKLIST_ACTION", "review", {"review", "reject"})
+
+# --- Notifications to PinsterApi -------------------------------------------------------------
+REJECTION_NOTIFY_URL = env_str("REJECTION_NOTIFY_URL")
+NOTIFY_CONNECT_TIMEOUT = env_float("NOTIFY_CONNECT_TIMEOUT", 5.0, minimum=0.1)
+NOTIFY_TOTAL_TIMEOUT = env_float("NOTIFY_TOTAL_TIMEOUT", 15.0, minimum=0.1)
+NOTIFY_RETRY_HOURS = env_float("NOTIFY_RETRY_HOURS", 72.0, minimum=0.0)
+
+# --- Security ---------------------------------------------------------------------------------
+_behind_tls = IMAGE_SERVICE_URL.startswith("https://")
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _behind_tls else None
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _behind_tls
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if _behind_tls else 0)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SESSION_COOKIE_HTTPONLY = True
+CSRF_TRUSTED_ORIGINS = [IMAGE_SERVICE_URL]
+X_FRAME_OPTIONS = "DENY"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+# --- Logging: one JSON object per line, with the request id --------------------------------
+LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", {"DEBUG", "INFO", "WARNING", "ERROR"})
+LOG_FORMAT = env_choice("LOG_FORMAT", "json", {"json", "text"})
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "uploads.logging.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "uploads.logging.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "botocore": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+        "dramatiq": {"level": "WARNING"},
+    },
+}

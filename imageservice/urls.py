@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+
+urlpatterns = [
+    path(settings.ADMIN_PATH, admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularRedocView.as_view(url_name="schema"), name="docs"),
+    path("", include("uploads.urls")),
+]
+
+handler400 = "uploads.errors.handler400"
+handler403 = "uploads.errors.handler403"
+handler404 = "uploads.errors.handler404"
+handler500 = "uploads.errors.handler500"

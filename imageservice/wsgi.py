@@ -1,0 +1,15 @@
+"""WSGI entry point. In embedded mode (no BROKER_URL) it also starts the in-process worker."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imageservice.settings")
+
+application = get_wsgi_application()
+
+from uploads.embedded import start_embedded_worker  # noqa: E402
+
+start_embedded_worker()

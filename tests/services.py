@@ -1,0 +1,137 @@
+"""Real local services for the tests: PostgreSQL, Redis, an S3-compatible server (moto's).
+
+A test that needs a service that is not there is skipped on a developer's machine and fails
+under CI (CI=true), so a green CI run always means the integration tests really ran.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/test"
+TEST_BUCKET = "imageservice-test"
+
+
+def missing_service(reason: str) -> None:
+    """Skip for a missing service, or fail under CI where every service must be there."""
+    if IN_CI:
+        pytest.fail(f"service missing under CI: {reason}", pytrace=False)
+    pytest.skip(f"service missing: {reason}")
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not port_open(host, port, 0.2):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{host}:{port} did not open within {timeout}s")
+        time.sleep(0.05)
+
+
+@cache
+def postgres_url() -> str | None:
+    """TEST_DATABASE_URL, or the local server; None (SQLite) when none answers."""
+    url = os.environ.get("TEST_DATABASE_URL", DEFAULT_POSTGRES_URL)
+    if url.startswith("sqlite"):
+        return None
+    try:
+        import psycopg
+
+        with psycopg.connect(url.replace("postgres://", "postgresql://", 1), connect_timeout=2):
+            return url
+    except Exception:
+        if IN_CI:
+            raise RuntimeError(f"CI needs PostgreSQL at {url}") from None
+        return None
+
+
+@cache
+def s3_endpoint() -> str:
+    """An S3-compatible server (moto) on loopback for this test process, with the test bucket."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    s3_client(endpoint).create_bucket(Bucket=TEST_BUCKET)
+    return endpoint
+
+
+def s3_client(endpoint: str):  # type: ignore[no-untyped-def]
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """A private redis-server on a free port (so tests may stop or flush it); yields its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        url = os.environ.get("TEST_REDIS_URL", "")
+        if not url:
+            missing_service("redis-server is not installed and TEST_REDIS_URL is not set")
+        yield url
+        return
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="redis-")
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port("127.0.0.1", port)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

@@ -1,0 +1,172 @@
+"""What an uploaded file really is: sniffed with Pillow, restricted to the allowed formats, and
+checked against every limit before anything is stored. Cheap checks first."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import pillow_heif
+from django.conf import settings
+from PIL import Image, ImageFile, PngImagePlugin
+from rest_framework import status
+
+from uploads.errors import ApiError
+
+pillow_heif.register_heif_opener()
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+# Pillow refuses at twice this; we refuse at once, with our own message, before decoding.
+Image.MAX_IMAGE_PIXELS = settings.MAX_IMAGE_PIXELS
+# Larger PNGs are checked by their CRCs only, to bound a request's memory.
+FULL_DECODE_PIXELS = 16_000_000
+# Text chunks are metadata we never keep: a zTXt "bomb" must not inflate in memory.
+PngImagePlugin.MAX_TEXT_CHUNK = 256 * 1024
+PngImagePlugin.MAX_TEXT_MEMORY = 1024 * 1024
+
+# Pillow's format names; MPO is a JPEG with extra pictures (many cameras write it).
+FORMAT_FAMILY = {
+    "JPEG": "JPEG",
+    "MPO": "JPEG",
+    "PNG": "PNG",
+    "GIF": "GIF",
+    "WEBP": "WEBP",
+    "HEIF": "HEIF",
+}
+CONTENT_TYPES = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+    "HEIF": "image/heic",
+}
+DECLARED_TYPES = {
+    "image/jpeg": "JPEG",
+    "image/jpg": "JPEG",
+    "image/pjpeg": "JPEG",
+    "image/png": "PNG",
+    "image/gif": "GIF",
+    "image/webp": "WEBP",
+    "image/heic": "HEIF",
+    "image/heif": "HEIF",
+    "image/heic-sequence": "HEIF",
+    "image/heif-sequence": "HEIF",
+}
+# Refused outright, named so the message says what was sent.
+KNOWN_OTHERS = (
+    (b"%PDF", "PDF"),
+    (b"PK\x03\x04", "ZIP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"<svg", "SVG"),
+    (b"<?xml", "XML/SVG"),
+    (b"<!doctype html", "HTML"),
+    (b"<html", "HTML"),
+)
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str  # JPEG, PNG, GIF, WEBP or HEIF
+    content_type: str
+    width: int
+    height: int
+    frame_count: int
+
+
+def unsupported(what: str) -> ApiError:
+    allowed = ", ".join(settings.ALLOWED_IMAGE_FORMATS)
+    return ApiError(
+        "unsupported_image_format",
+        f"{what} is not accepted. Upload one of: {allowed}.",
+        status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+    )
+
+
+def unprocessable(code: str, message: str) -> ApiError:
+    return ApiError(code, message, status.HTTP_422_UNPROCESSABLE_ENTITY)
+
+
+def declared_format(content_type: str | None) -> str | None:
+    """The format a client declared (data URL or multipart part type); None if it declared none."""
+    if not content_type or content_type in {"application/octet-stream", "binary/octet-stream"}:
+        return None
+    family = DECLARED_TYPES.get(content_type.lower())
+    if family is None:
+        raise unsupported(f"Content type {content_type!r}")
+    return family
+
+
+def _name_of(data: bytes) -> str:
+    head = data[:512].lstrip().lower()
+    for magic, name in KNOWN_OTHERS:
+        if head.startswith(magic.lower()):
+            return f"A {name} file"
+    return "This file"
+
+
+def inspect_image(data: bytes, *, declared: str | None) -> ImageInfo:
+    """Identify and validate `data`; raise ApiError with a stable code if it is refused."""
+    if not data:
+        raise ApiError("empty_image", "The image is empty.")
+    allowed = [f for f, family in FORMAT_FAMILY.items() if family in settings.ALLOWED_IMAGE_FORMATS]
+    try:
+        image = Image.open(io.BytesIO(data), formats=allowed)
+    except Image.DecompressionBombError:
+        raise unprocessable("image_too_large", "The image has too many pixels.") from None
+    except Exception:  # Pillow raises many types for files it cannot identify
+        raise unsupported(_name_of(data)) from None
+    with image:
+        family = FORMAT_FAMILY[image.format or ""]
+        if declared is not None and declared != family:
+            raise ApiError(
+                "type_mismatch", f"The image was declared as {declared} but is {family}."
+            )
+        info = _check_limits(image, family)
+        _check_decodes(image, data, family)
+    return info
+
+
+def _check_limits(image: Image.Image, family: str) -> ImageInfo:
+    width, height = image.size
+    if min(width, height) < settings.MIN_IMAGE_SIDE:
+        raise unprocessable(
+            "image_too_small", f"Both sides must be at least {settings.MIN_IMAGE_SIDE} pixels."
+        )
+    if width * height > settings.MAX_IMAGE_PIXELS:
+        raise unprocessable(
+            "image_too_large", f"The image has more than {settings.MAX_IMAGE_PIXELS} pixels."
+        )
+    try:
+        frames = getattr(image, "n_frames", 1) if family in {"GIF", "WEBP", "HEIF", "PNG"} else 1
+    except Exception:
+        raise unprocessable("corrupt_image", "The image is damaged or incomplete.") from None
+    if frames > settings.MAX_FRAMES:
+        raise unprocessable(
+            "too_many_frames", f"Images may have at most {settings.MAX_FRAMES} frames."
+        )
+    if width * height * frames > settings.MAX_TOTAL_PIXELS:
+        raise unprocessable("image_too_large", "The animation has too many pixels in total.")
+    return ImageInfo(family, CONTENT_TYPES[family], width, height, frames)
+
+
+def _check_decodes(image: Image.Image, data: bytes, family: str) -> None:
+    """Decode enough to catch truncated and corrupt files (verify() alone misses truncation)."""
+    try:
+        image.seek(0)
+        if family == "JPEG":
+            # A draft decode at 1/8 scale still reads every entropy-coded byte: cheap and enough.
+            image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
+            image.load()
+        elif family == "PNG":
+            image.verify()  # chunk CRCs and structure, without inflating every row
+            if image.width * image.height <= FULL_DECODE_PIXELS:
+                with Image.open(io.BytesIO(data), formats=["PNG"]) as again:
+                    again.load()
+        else:
+            image.load()
+    except Image.DecompressionBombError:
+        raise unprocessable("image_too_large", "The image has too many pixels.") from None
+    except Exception:
+        raise unprocessable("corrupt_image", "The image is damaged or incomplete.") from None

@@ -1,0 +1,379 @@
+"""The image record, its state machine and its append-only history.
+
+Every transition is a conditional UPDATE on the current state inside a transaction that also
+writes the audit event, so two workers, a redelivered message or two moderators can never apply
+the same transition twice. See the state diagram in the README.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+
+class State(models.TextChoices):
+    RECEIVED = "received", "Received"
+    MODERATING = "moderating", "Moderating"
+    IN_REVIEW = "in_review", "In review"
+    APPROVED = "approved", "Approved"
+    PUBLISHING = "publishing", "Publishing"
+    PUBLISHED = "published", "Published"
+    REJECTED = "rejected", "Rejected"
+    TAKEN_DOWN = "taken_down", "Taken down"
+    FAILED = "failed", "Failed"
+
+
+FINAL_STATES = frozenset({State.PUBLISHED, State.REJECTED, State.TAKEN_DOWN, State.FAILED})
+DECIDABLE_STATES = frozenset({State.IN_REVIEW})
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A piece of background work: claimed from `pending`, held in `working` under a lease."""
+
+    name: str
+    pending: State
+    working: State
+    give_up: State  # where an image goes when its attempts are exhausted
+    actor_name: str
+
+
+MODERATION = Stage(
+    "moderation", State.RECEIVED, State.MODERATING, State.IN_REVIEW, "moderate_image"
+)
+PUBLISHING = Stage("publishing", State.APPROVED, State.PUBLISHING, State.FAILED, "make_thumbnails")
+STAGES = (MODERATION, PUBLISHING)
+
+
+class ImageQuerySet(models.QuerySet["Image"]):
+    def awaiting_review(self) -> ImageQuerySet:
+        return self.filter(state=State.IN_REVIEW).order_by("state_changed_at")
+
+    def stale(self, now: Any = None, *, quiet_for: float | None = None) -> ImageQuerySet:
+        """Images whose background work should have moved by now (lost message, dead worker)."""
+        now = now or timezone.now()
+        quiet_for = settings.STALE_AFTER_SECONDS if quiet_for is None else quiet_for
+        cutoff = now - timedelta(seconds=quiet_for)
+        quiet = Q(state_changed_at__lte=cutoff) & (
+            Q(enqueued_at__isnull=True) | Q(enqueued_at__lte=cutoff)
+        )
+        pending = Q(state__in=[s.pending for s in STAGES]) & quiet
+        abandoned = Q(state__in=[s.working for s in STAGES]) & (
+            (Q(lease_until__lte=now) & (Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=cutoff)))
+            | (Q(lease_until__isnull=True) & quiet)
+        )
+        return self.filter(pending | abandoned)
+
+
+class Image(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    # Who and what it belongs to, from the upload token.
+    user_id = models.CharField(max_length=64, db_index=True)
+    imageable_type = models.CharField(max_length=64)
+    imageable_id = models.CharField(max_length=64, db_index=True)
+    name = models.CharField(max_length=140, blank=True)
+    description = models.CharField(max_length=140, blank=True)
+    featured = models.DateTimeField(null=True, blank=True)
+
+    # The bytes as uploaded.
+    md5 = models.CharField(max_length=32, db_index=True)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    format = models.CharField(max_length=8)
+    content_type = models.CharField(max_length=32)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    byte_size = models.PositiveIntegerField()
+    frame_count = models.PositiveIntegerField(default=1)
+    request_id = models.CharField(max_length=64, blank=True)
+
+    # Where it is in the pipeline.
+    state = models.CharField(max_length=16, choices=State.choices, default=State.RECEIVED)
+    state_changed_at = models.DateTimeField(default=timezone.now)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)  # last re-enqueue by the reconciler
+    attempts = models.PositiveIntegerField(default=0)
+    failure_reason = models.TextField(blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decision_reason = models.TextField(blank=True)
+    renditions = models.JSONField(default=list, blank=True)  # keys of the published objects
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ImageQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sha256", "imageable_type", "imageable_id"], name="one_image_per_imageable"
+            )
+        ]
+        indexes = [models.Index(fields=["state", "state_changed_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.md5} ({self.get_state_display()})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    # --- Transitions ------------------------------------------------------------------------
+
+    def _transition(
+        self,
+        *,
+        from_states: Iterable[str],
+        to: State,
+        actor: str,
+        user: Any = None,
+        reason: str = "",
+        details: dict[str, Any] | None = None,
+        fields: dict[str, Any] | None = None,
+        then: Callable[[Image], None] | None = None,
+    ) -> bool:
+        """Move to `to` if the image is in one of `from_states`; False if it was not."""
+        now = timezone.now()
+        with transaction.atomic():
+            current = (
+                Image.objects.select_for_update()
+                .filter(pk=self.pk, state__in=list(from_states))
+                .values_list("state", flat=True)
+                .first()
+            )
+            if current is None:
+                return False
+            values = {"state": to, "state_changed_at": now, "lease_until": None, **(fields or {})}
+            if to != current:
+                values.setdefault("attempts", 0)
+            Image.objects.filter(pk=self.pk, state=current).update(**values)
+            for name, value in values.items():
+                setattr(self, name, value)
+            ImageEvent.objects.create(
+                image_id=self.pk,
+                kind=EventKind.TRANSITION,
+                from_state=current,
+                to_state=to,
+                actor=actor,
+                user=user,
+                reason=reason,
+                details=details or {},
+            )
+            if then is not None:
+                then(self)
+        return True
+
+    def claim(self, stage: Stage, *, lease_seconds: int) -> bool:
+        """Take the stage's work for one attempt; False if done, taken or given up.
+        Safe to run twice."""
+        now = timezone.now()
+        with transaction.atomic():
+            row = (
+                Image.objects.select_for_update()
+                .filter(pk=self.pk)
+                .filter(
+                    Q(state=stage.pending)
+                    | Q(state=stage.working, lease_until__isnull=True)
+                    | Q(state=stage.working, lease_until__lt=now)
+                )
+                .values_list("state", "attempts")
+                .first()
+            )
+            if row is None:
+                return False
+            current, attempts = row
+            if attempts >= settings.MAX_STAGE_ATTEMPTS:
+                reason = f"{stage.name} gave up after {attempts} attempts"
+                self.give_up(stage, reason=reason, from_state=current)
+                return False
+            Image.objects.filter(pk=self.pk, state=current).update(
+                state=stage.working,
+                attempts=F("attempts") + 1,
+                lease_until=now + timedelta(seconds=lease_seconds),
+                state_changed_at=now,
+            )
+            ImageEvent.objects.create(
+                image_id=self.pk,
+                kind=EventKind.TRANSITION if current == stage.pending else EventKind.RETRY,
+                from_state=current,
+                to_state=stage.working,
+                actor=f"system:{stage.actor_name}",
+                details={"attempt": attempts + 1},
+            )
+        self.refresh_from_db(fields=["state", "attempts", "lease_until", "state_changed_at"])
+        return True
+
+    def release(self, stage: Stage, *, error: str) -> None:
+        """Give the claimed work back after a failed attempt, so a retry can claim it at once."""
+        with transaction.atomic():
+            if Image.objects.filter(pk=self.pk, state=stage.working).update(lease_until=None):
+                ImageEvent.objects.create(
+                    image_id=self.pk,
+                    kind=EventKind.ATTEMPT_FAILED,
+                    from_state=stage.working,
+                    to_state=stage.working,
+                    actor=f"system:{stage.actor_name}",
+                    reason=error[:1000],
+                )
+
+    def give_up(self, stage: Stage, *, reason: str, from_state: str | None = None) -> bool:
+        states = [from_state] if from_state else [stage.pending, stage.working]
+        fields = {"failure_reason": reason}
+        hook = _enqueue_next if stage.give_up not in FINAL_STATES else None
+        return self._transition(
+            from_states=states,
+            to=stage.give_up,
+            actor=f"system:{stage.actor_name}",
+            reason=reason,
+            fields=fields,
+            then=hook,
+        )
+
+    def moderated(self, outcome: State, *, reason: str, details: dict[str, Any]) -> bool:
+        """Record the automatic moderation's outcome (approved, in review or rejected)."""
+        then = _after_rejection if outcome == State.REJECTED else _enqueue_next
+        return self._transition(
+            from_states=[State.MODERATING],
+            to=outcome,
+            actor="system:moderate_image",
+            reason=reason,
+            details=details,
+            fields={"decision_reason": reason},
+            then=then,
+        )
+
+    def approve(self, *, by: Any, reason: str = "") -> bool:
+        """A moderator's approval of an image waiting for review."""
+        return self._transition(
+            from_states=DECIDABLE_STATES,
+            to=State.APPROVED,
+            actor=f"user:{by.get_username()}",
+            user=by,
+            reason=reason,
+            fields={"decided_by": by, "decision_reason": reason},
+            then=_enqueue_next,
+        )
+
+    def reject(self, *, by: Any, reason: str) -> bool:
+        """A moderator's rejection: the uploader is told and the image is blocklisted."""
+        return self._transition(
+            from_states=DECIDABLE_STATES,
+            to=State.REJECTED,
+            actor=f"user:{by.get_username()}",
+            user=by,
+            reason=reason,
+            fields={"decided_by": by, "decision_reason": reason},
+            then=_after_rejection,
+        )
+
+    def published(self, *, renditions: list[str]) -> bool:
+        return self._transition(
+            from_states=[State.PUBLISHING],
+            to=State.PUBLISHED,
+            actor="system:make_thumbnails",
+            details={"renditions": renditions},
+            fields={"renditions": renditions, "published_at": timezone.now(), "failure_reason": ""},
+            then=_after_publication,
+        )
+
+    def take_down(self, *, by: Any, reason: str) -> bool:
+        """Unpublish an approved image that was reported: public objects go, Pinster is told."""
+        return self._transition(
+            from_states=[State.PUBLISHED, State.APPROVED, State.PUBLISHING],
+            to=State.TAKEN_DOWN,
+            actor=f"user:{by.get_username()}",
+            user=by,
+            reason=reason,
+            fields={"decided_by": by, "decision_reason": reason},
+            then=_after_takedown,
+        )
+
+    def fail(self, *, reason: str, actor: str) -> bool:
+        nonfinal = [s for s in State if s not in FINAL_STATES and s != State.IN_REVIEW]
+        return self._transition(
+            from_states=nonfinal,
+            to=State.FAILED,
+            actor=actor,
+            reason=reason,
+            fields={"failure_reason": reason},
+        )
+
+    # --- Storage keys (contract: originals `<md5>`, private copy under `raw/`) -------------
+
+    @property
+    def original_key(self) -> str:
+        return self.md5
+
+
+def _enqueue_next(image: Image) -> None:
+    """After a transition: hand the image to the stage that works on its new state."""
+    from uploads import tasks
+
+    tasks.enqueue_for_state(image)
+
+
+def _after_rejection(image: Image) -> None:
+    from moderation.models import BlockedImage
+    from notifications.models import Notification
+
+    BlockedImage.objects.add_from_image(image)
+    Notification.objects.create_for(image, Notification.Kind.REJECTED)
+
+
+def _after_publication(image: Image) -> None:
+    from notifications.models import Notification
+
+    Notification.objects.create_for(image, Notification.Kind.APPROVED)
+
+
+def _after_takedown(image: Image) -> None:
+    from notifications.models import Notification
+
+    from uploads import tasks
+
+    Notification.objects.create_for(image, Notification.Kind.TAKEN_DOWN)
+    transaction.on_commit(lambda: tasks.send_safely(tasks.unpublish_image, str(image.pk)))
+
+
+class EventKind(models.TextChoices):
+    UPLOADED = "uploaded", "Uploaded"
+    TRANSITION = "transition", "State change"
+    RETRY = "retry", "Retry"
+    ATTEMPT_FAILED = "attempt_failed", "Attempt failed"
+    MODERATION = "moderation", "Moderation result"
+    NOTIFICATION = "notification", "Notification"
+    BLOCKLIST = "blocklist", "Blocklist"
+    STORAGE = "storage", "Storage"
+    RECONCILED = "reconciled", "Re-enqueued by the reconciler"
+
+
+class ImageEvent(models.Model):
+    """Append-only audit history: who or what did what to an image, when and why."""
+
+    image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="events")
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    kind = models.CharField(max_length=16, choices=EventKind.choices)
+    from_state = models.CharField(max_length=16, choices=State.choices, blank=True)
+    to_state = models.CharField(max_length=16, choices=State.choices, blank=True)
+    actor = models.CharField(max_length=150)  # "system:<actor>" or "user:<username>"
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["kind", "at"]), models.Index(fields=["actor", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind} {self.from_state}→{self.to_state}"

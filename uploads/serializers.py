@@ -1,0 +1,171 @@
+"""The upload request (JSON with base64, or multipart) and the image representation."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.files.storage import storages
+from django.urls import reverse
+from rest_framework import serializers, status
+
+from uploads.errors import ApiError, invalid_fields, missing_fields, too_large
+from uploads.images import declared_format
+from uploads.models import Image, State
+
+# RFC 2397: data:[<type>][;param=value]*;base64,<data>
+DATA_URL = re.compile(
+    r"data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[\w.+-]+=[^;,]*)*)(?P<b64>;base64)?,",
+    re.ASCII | re.IGNORECASE,
+)
+NAME_DROP = re.compile(r"[^\w\s]")
+DESCRIPTION_DROP = re.compile(r"[^\w\s.!?\\]")
+
+
+@dataclass(frozen=True)
+class UploadPayload:
+    data: bytes
+    declared: str | None  # the format the client says it is sending
+    name: str
+    description: str
+    featured: datetime | None
+
+
+def _clean_text(value: Any, field: str, drop: re.Pattern[str], errors: dict[str, str]) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        errors[field] = f"{field.capitalize()} must be a string."
+        return ""
+    cleaned = drop.sub("", value).strip()
+    if not 3 <= len(cleaned) <= 140:
+        errors[field] = f"{field.capitalize()} must be between 3 and 140 characters."
+    return cleaned
+
+
+def _featured(value: Any, errors: dict[str, str]) -> datetime | None:
+    if value is None or value == "":
+        return None
+    try:
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        errors["featured"] = "Featured must be an ISO 8601 timestamp with a time zone."
+    return parsed
+
+
+def optional_fields(fields: Any) -> tuple[str, str, datetime | None]:
+    errors: dict[str, str] = {}
+    name = _clean_text(fields.get("name"), "name", NAME_DROP, errors)
+    description = _clean_text(fields.get("description"), "description", DESCRIPTION_DROP, errors)
+    featured = _featured(fields.get("featured"), errors)
+    if errors:
+        raise invalid_fields(errors)
+    return name, description, featured
+
+
+def decode_image_field(value: Any) -> tuple[bytes, str | None]:
+    """A data URL or bare base64 → (bytes, declared format). Size is checked before decoding."""
+    if not isinstance(value, str):
+        raise ApiError("invalid_image", "data.image must be a base64 string or a data URL.")
+    declared = None
+    payload = value
+    if value[:5].lower() == "data:":
+        match = DATA_URL.match(value)
+        if match is None:
+            raise ApiError("invalid_data_url", "data.image is not a valid data URL.")
+        if not match["b64"]:
+            raise ApiError("invalid_data_url", "Only base64 data URLs are accepted.")
+        declared = declared_format(match["type"])
+        payload = value[match.end() :]
+    if len(payload) // 4 * 3 > settings.MAX_IMAGE_BYTES:
+        raise too_large()
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError("invalid_base64", "data.image is not valid base64.") from None
+    if not data:
+        raise ApiError("empty_image", "The image is empty.")
+    return data, declared
+
+
+def parse_json(body: Any) -> UploadPayload:
+    fields = body.get("data")
+    if not isinstance(fields, dict) or fields.get("image") in (None, ""):
+        raise missing_fields()
+    data, declared = decode_image_field(fields["image"])
+    return UploadPayload(data, declared, *optional_fields(fields))
+
+
+def parse_multipart(form: Any, files: Any) -> UploadPayload:
+    upload = files.get("image")
+    if upload is None:
+        raise missing_fields()
+    if upload.size > settings.MAX_IMAGE_BYTES:
+        raise too_large()
+    declared = declared_format(upload.content_type)
+    data = upload.read()
+    if not data:
+        raise ApiError("empty_image", "The image is empty.")
+    return UploadPayload(data, declared, *optional_fields(form))
+
+
+def parse_upload(request: Any) -> UploadPayload:
+    if request.content_type.startswith("multipart/"):
+        return parse_multipart(request.data, request.FILES)
+    if not request.content_type.startswith("application/json"):
+        raise ApiError(
+            "unsupported_media_type",
+            "Send application/json or multipart/form-data.",
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+        )
+    return parse_json(request.data)
+
+
+class ImageSerializer(serializers.ModelSerializer):
+    status_url = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField()
+    thumbnails = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Image
+        fields = [
+            "id",
+            "md5",
+            "state",
+            "status_url",
+            "format",
+            "width",
+            "height",
+            "byte_size",
+            "frame_count",
+            "imageable_type",
+            "imageable_id",
+            "name",
+            "description",
+            "featured",
+            "created_at",
+            "url",
+            "thumbnails",
+        ]
+
+    def get_status_url(self, image: Image) -> str:
+        return settings.IMAGE_SERVICE_URL + reverse("image-detail", args=[image.pk])
+
+    def get_url(self, image: Image) -> str | None:
+        if image.state != State.PUBLISHED:
+            return None
+        return storages["public"].url(image.md5)
+
+    def get_thumbnails(self, image: Image) -> dict[str, str]:
+        if image.state != State.PUBLISHED:
+            return {}
+        public = storages["public"]
+        prefix = f"{image.md5}_"
+        return {key[len(prefix) :]: public.url(key) for key in image.renditions if "_" in key}

@@ -1,0 +1,123 @@
+"""The upload workflow: validate → store the private original → create the row → enqueue."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import Storage, storages
+from django.db import DatabaseError, IntegrityError, transaction
+
+from uploads.authentication import Uploader
+from uploads.errors import ApiError, unavailable
+from uploads.images import inspect_image
+from uploads.logging import current_request_id
+from uploads.models import EventKind, Image, ImageEvent
+from uploads.serializers import UploadPayload
+
+log = logging.getLogger(__name__)
+
+
+def receive_upload(*, uploader: Uploader, payload: UploadPayload) -> tuple[Image, bool]:
+    """Store an upload and start its processing. Returns (image, created); the same bytes for
+    the same imageable return the existing image. Leaves nothing behind when it raises."""
+    info = inspect_image(payload.data, declared=payload.declared)
+    sha256 = hashlib.sha256(payload.data).hexdigest()
+    existing = _existing(uploader, sha256)
+    if existing is not None:
+        return existing, False
+    md5 = hashlib.md5(payload.data, usedforsecurity=False).hexdigest()
+    wrote = store_original(md5, sha256, payload.data, info.content_type)
+    try:
+        with transaction.atomic():
+            image = Image.objects.create(
+                user_id=uploader.id,
+                imageable_type=uploader.imageable_type,
+                imageable_id=uploader.imageable_id,
+                name=payload.name,
+                description=payload.description,
+                featured=payload.featured,
+                md5=md5,
+                sha256=sha256,
+                format=info.format,
+                content_type=info.content_type,
+                width=info.width,
+                height=info.height,
+                byte_size=len(payload.data),
+                frame_count=info.frame_count,
+                request_id=current_request_id(),
+            )
+            ImageEvent.objects.create(
+                image=image,
+                kind=EventKind.UPLOADED,
+                to_state=image.state,
+                actor=f"uploader:{uploader.id}",
+                details={"format": info.format, "bytes": len(payload.data)},
+            )
+            from uploads import tasks
+
+            tasks.enqueue_for_state(image)
+    except IntegrityError:
+        # The same bytes for the same imageable, uploaded concurrently: theirs won.
+        existing = _existing(uploader, sha256)
+        if existing is None:
+            raise
+        return existing, False
+    except DatabaseError as exc:
+        if wrote:
+            _forget_original(md5)
+        log.error("database unavailable during upload: %s", exc)
+        raise unavailable("database_unavailable", "The service is briefly unavailable.") from None
+    return image, True
+
+
+def _existing(uploader: Uploader, sha256: str) -> Image | None:
+    try:
+        return Image.objects.filter(
+            sha256=sha256,
+            imageable_type=uploader.imageable_type,
+            imageable_id=uploader.imageable_id,
+        ).first()
+    except DatabaseError:
+        raise unavailable("database_unavailable", "The service is briefly unavailable.") from None
+
+
+def private_storage() -> Storage:
+    return storages["default"]
+
+
+def store_original(md5: str, sha256: str, data: bytes, content_type: str) -> bool:
+    """Write the private original under its md5. Returns whether this call wrote it.
+
+    Never overwrites: an object already under this md5 must hold the same bytes (an md5
+    collision must not swap a moderated image for another)."""
+    storage = private_storage()
+    try:
+        if storage.exists(md5):
+            with storage.open(md5, "rb") as stored:
+                if hashlib.sha256(stored.read()).hexdigest() != sha256:
+                    raise ApiError("checksum_conflict", "This image cannot be accepted.", 422)
+            return False
+        content = ContentFile(data)
+        content.content_type = content_type  # type: ignore[attr-defined]
+        storage.save(md5, content)
+    except ApiError:
+        raise
+    except Exception as exc:  # botocore, OS and network errors all mean the same here
+        log.error("storage unavailable during upload: %s", exc)
+        raise unavailable("storage_unavailable", "Image storage is briefly unavailable.") from None
+    return True
+
+
+def _forget_original(md5: str) -> None:
+    """Remove an original this request wrote but could not record, unless a row now uses it."""
+    try:
+        in_use = Image.objects.filter(md5=md5).exists()
+    except DatabaseError:
+        in_use = False  # we wrote it a moment ago; the database is down, so nothing else did
+    try:
+        if not in_use:
+            private_storage().delete(md5)
+    except Exception:
+        log.warning("could not remove orphaned original %s; check_integrity reports it", md5)

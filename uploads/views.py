@@ -1,0 +1,94 @@
+"""The upload API: thin views that validate, call one thing and respond."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
+
+from uploads.errors import unavailable
+from uploads.models import Image
+from uploads.serializers import ImageSerializer, parse_upload
+from uploads.services import receive_upload
+
+_in_flight = threading.BoundedSemaphore(settings.MAX_CONCURRENT_UPLOADS)
+
+
+@contextmanager
+def upload_slot() -> Iterator[None]:
+    """Shed load instead of queueing: past MAX_CONCURRENT_UPLOADS per process, answer 503."""
+    if not _in_flight.acquire(blocking=False):
+        raise unavailable("overloaded", "The service is busy. Try again shortly.", retry_after=2)
+    try:
+        yield
+    finally:
+        _in_flight.release()
+
+
+class UploaderRateThrottle(SimpleRateThrottle):
+    """Per uploader (the token's user_id), in the shared cache."""
+
+    scope = "uploads"
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        return self.cache_format % {"scope": self.scope, "ident": request.user.id}
+
+
+ERRORS = {
+    400: OpenApiResponse(
+        description="Bad request: `missing_fields`, `invalid_fields`, "
+        "`malformed_json`, `invalid_base64`, `invalid_data_url`, `type_mismatch`"
+    ),
+    401: OpenApiResponse(description="`not_authenticated`: no Authorization header"),
+    403: OpenApiResponse(description="`invalid_token`: the token failed verification"),
+    413: OpenApiResponse(description="`payload_too_large`"),
+    415: OpenApiResponse(description="`unsupported_image_format`, `unsupported_media_type`"),
+    422: OpenApiResponse(
+        description="`corrupt_image`, `image_too_large`, `image_too_small`, `too_many_frames`"
+    ),
+    429: OpenApiResponse(description="`throttled`, with Retry-After"),
+    503: OpenApiResponse(description="`storage_unavailable`, `database_unavailable`, `overloaded`"),
+}
+
+
+class UploadView(APIView):
+    throttle_classes = [UploaderRateThrottle]
+
+    @extend_schema(
+        operation_id="upload_image",
+        summary="Upload an image (JSON with base64 or a data URL, or multipart with an image part)",
+        responses={202: ImageSerializer, 200: ImageSerializer, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        with upload_slot():
+            payload = parse_upload(request)
+            image, created = receive_upload(uploader=request.user, payload=payload)
+        body = ImageSerializer(image).data
+        headers = {"Location": body["status_url"]}
+        return Response(
+            body, status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK, headers=headers
+        )
+
+
+class ImageDetailView(APIView):
+    @extend_schema(operation_id="get_image", responses={200: ImageSerializer, 404: ERRORS[403]})
+    def get(self, request: Request, pk: str) -> Response:
+        try:
+            image = Image.objects.filter(pk=pk, user_id=request.user.id).first()
+        except DatabaseError:
+            raise unavailable(
+                "database_unavailable", "The service is briefly unavailable."
+            ) from None
+        if image is None:
+            return Response({"code": "not_found", "error": "Not found."}, status.HTTP_404_NOT_FOUND)
+        return Response(ImageSerializer(image).data)
