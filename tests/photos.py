@@ -19,7 +19,7 @@ Every function returns encoded bytes and is cached, so tests can call them freel
 - ``heic(width=1200, height=800, subject="astronaut")``.
 - ``safe_photos()`` -- {"person", "pet", "food", "landscape", "vehicle"} -> 1200x800 JPEG
   bytes ("landscape" is an outdoor dusk scene: a rocket on its launch pad).
-- ``exif_of(data) -> PIL.Image.Exif`` and ``has_gps(data) -> bool``.
+- ``exif_of(data) -> PIL.Image.Exif``, ``has_gps(data) -> bool``, ``psnr(a, b) -> float`` (dB).
 - ``adobe_rgb_profile() -> bytes`` -- the ICC profile used by ``icc="adobe_rgb"``.
 """
 
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import math
 import struct
 from functools import lru_cache
 from pathlib import Path
@@ -105,14 +106,9 @@ def _icc_tag_xyz(xyz: tuple[float, float, float]) -> bytes:
 @lru_cache(maxsize=1)
 def adobe_rgb_profile() -> bytes:
     """A minimal ICC v2 matrix/TRC profile with Adobe RGB (1998) primaries and gamma 563/256."""
-    ascii_desc = b"Adobe RGB (1998) compatible\0"
+    name = b"Adobe RGB (1998) compatible\0"
     tags = {
-        b"desc": b"desc\0\0\0\0"
-        + struct.pack(">I", len(ascii_desc))
-        + ascii_desc
-        + b"\0" * 8
-        + b"\0\0\0"
-        + b"\0" * 67,
+        b"desc": b"desc\0\0\0\0" + struct.pack(">I", len(name)) + name + b"\0" * 78,
         b"cprt": b"text\0\0\0\0No copyright, test profile\0",
         b"wtpt": _icc_tag_xyz((0.96421, 1.0, 0.82491)),
         b"rXYZ": _icc_tag_xyz((0.60974, 0.31111, 0.01947)),
@@ -135,9 +131,14 @@ def adobe_rgb_profile() -> bytes:
     return header + struct.pack(">I", len(tags)) + table + body
 
 
-def _to_adobe_rgb(img: Image.Image) -> Image.Image:
+def _with_icc(img: Image.Image, icc: str | None) -> tuple[Image.Image, bytes | None]:
+    if icc is None:
+        return img, None
+    if icc != "adobe_rgb":
+        raise ValueError(f"unknown icc {icc!r}; only 'adobe_rgb'")
     target = ImageCms.ImageCmsProfile(io.BytesIO(adobe_rgb_profile()))
-    return ImageCms.profileToProfile(img, ImageCms.createProfile("sRGB"), target, outputMode="RGB")
+    srgb = ImageCms.createProfile("sRGB")
+    return ImageCms.profileToProfile(img, srgb, target, outputMode="RGB"), adobe_rgb_profile()
 
 
 def _alpha_mask(size: tuple[int, int]) -> Image.Image:
@@ -208,12 +209,7 @@ def photo(
     xmp: bool = False,
     trailer: bytes = b"",
 ) -> bytes:
-    img = _upright(width, height, subject)
-    icc_bytes = None
-    if icc == "adobe_rgb":
-        img, icc_bytes = _to_adobe_rgb(img), adobe_rgb_profile()
-    elif icc is not None:
-        raise ValueError(f"unknown icc {icc!r}; only 'adobe_rgb'")
+    img, icc_bytes = _with_icc(_upright(width, height, subject), icc)
     if orientation not in (None, 1):
         img = img.transpose(_STORE_TRANSPOSE[orientation])
     img = _with_mode(img, mode)
@@ -235,10 +231,7 @@ def flat(
     quality: int = 95,
 ) -> bytes:
     """A uniform patch of an sRGB colour (with icc, stored converted to that space)."""
-    img = Image.new("RGB", size, color)
-    icc_bytes = None
-    if icc == "adobe_rgb":
-        img, icc_bytes = _to_adobe_rgb(img), adobe_rgb_profile()
+    img, icc_bytes = _with_icc(Image.new("RGB", size, color), icc)
     opts: dict[str, object] = {"icc_profile": icc_bytes}
     if fmt.upper() in ("JPEG", "WEBP"):
         opts["quality"] = quality
@@ -275,6 +268,13 @@ def heic(width: int = 1200, height: int = 800, subject: str = "astronaut") -> by
 @lru_cache(maxsize=1)
 def safe_photos() -> dict[str, bytes]:
     return {kind: photo(1200, 800, subject=subject) for kind, subject in KINDS.items()}
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    """Peak signal-to-noise ratio in dB of two same-sized images (compared as RGB)."""
+    diff = np.asarray(a.convert("RGB"), np.float64) - np.asarray(b.convert("RGB"), np.float64)
+    mse = float(np.mean(diff**2))
+    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
 
 
 def exif_of(data: bytes) -> Image.Exif:
