@@ -8,6 +8,7 @@ the reduced image, and making each smaller size from the previous one.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -18,15 +19,16 @@ from uploads import imaging
 MAX_SIDE = 5000
 WATERMARK_FRACTION = 0.18
 WATERMARK_MIN_BOX_SIDE = 100
-# libwebp method 4 (Pillow's default is also 4, libwebp's cwebp default too): measured in
-# bench/thumbnails.py, methods 5-6 cost ~30-80% more CPU for ~1-3% smaller files; 0-2 are
-# faster but ~10-15% larger. See docs/thumbnails.md.
-WEBP_METHOD = 4
+# libwebp's effort (0-6; Pillow and cwebp default to 4). Measured (bench/thumbnails.py,
+# docs/thumbnails.md): 2 encodes ~2x faster than 3-4 for files ~3-6% larger and -0.2 dB;
+# 0-1 add another ~15% in size, 5-6 cost far more CPU for ~2-5% smaller files.
+WEBP_METHOD = 2
 # How much larger than the largest output the draft decode must be. 1.0 (the smallest DCT
 # scale that covers the box) measured 45-47 dB PSNR against a full-size Lanczos; 2.0 gains
 # little visible quality for up to 4x the decoded pixels.
 DRAFT_MARGIN = 1.0
 ORIGINAL_NAME = "original"
+_SIZE_RE = re.compile(r"([0-9]+|auto)x([0-9]+|auto)", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -88,15 +90,13 @@ def parse_sizes(text: str) -> list[Size]:
 
 
 def _parse_size(entry: str) -> Size:
-    parts = entry.split("x")
-    if len(parts) != 2:
-        raise ValueError(f"bad thumbnail size {entry!r}: expected WIDTHxHEIGHT, e.g. '400x400'")
-    try:
-        width, height = (None if p == "auto" else int(p) for p in parts)
-    except ValueError:
+    match = _SIZE_RE.fullmatch(entry)
+    if match is None:
         raise ValueError(
-            f"bad thumbnail size {entry!r}: each side is a whole number or 'auto'"
-        ) from None
+            f"bad thumbnail size {entry!r}: expected WIDTHxHEIGHT, each side a whole number "
+            "or 'auto', e.g. '400x400' or '400xauto'"
+        )
+    width, height = (None if side == "auto" else int(side) for side in match.groups())
     try:
         return Size(width, height)
     except ValueError as exc:
