@@ -1,0 +1,147 @@
+"""What automatic moderation decided and why, and the blocklist of rejected images.
+
+`ModerationResult` rows are written by `moderation.services.moderate` and never changed
+afterwards. `BlockedImage` rows are written when an image is rejected (by the policy or by a
+moderator) and by moderators in the admin; their hashes are computed, never typed in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from uploads.models import Image, State
+
+
+class Trigger(models.TextChoices):
+    PIPELINE = "pipeline", "Upload pipeline"
+    REMODERATE = "remoderate", "Re-moderation"
+
+
+class ModerationResult(models.Model):
+    """One run of automatic moderation over one image: read-only, append-only."""
+
+    image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="moderation_results")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.PIPELINE)
+    backend = models.CharField(max_length=200)  # dotted path of the backend class
+    model_version = models.CharField(max_length=200, blank=True)
+    # [{"name", "parent", "confidence" (0-100)}], as the backend reported them.
+    labels = models.JSONField(default=list, blank=True)
+    raw = models.JSONField(default=dict, blank=True)  # backend-specific extras (scores, request)
+    policy = models.JSONField(default=dict, blank=True)  # the thresholds in force
+    # Blank when the run failed with an error that is retried (no decision was made).
+    outcome = models.CharField(max_length=16, choices=State.choices, blank=True)
+    reason = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    blocked_image = models.ForeignKey(
+        "BlockedImage",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="matches",
+        help_text="The blocklist entry this image matched, if any.",
+    )
+    blocklist_distance = models.PositiveSmallIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["image", "-created_at"])]
+
+    def __str__(self) -> str:
+        outcome = self.get_outcome_display() if self.outcome else "error"
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.backend.rsplit('.', 1)[-1]}: {outcome}"
+
+
+def to_signed64(value: int) -> int:
+    """A 64-bit hash as PostgreSQL's signed bigint stores it."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def to_unsigned64(value: int) -> int:
+    return value + (1 << 64) if value < 0 else value
+
+
+class BlockedImageManager(models.Manager["BlockedImage"]):
+    def add_from_image(
+        self, image: Image, *, reason: str = "", added_by: Any = None
+    ) -> BlockedImage:
+        """Blocklist an image's bytes and look. Safe to run twice: an image already on the
+        list keeps its entry. Reads the original from private storage; a storage error raises
+        (the rejection that called it rolls back and is retried)."""
+        from moderation import blocklist
+
+        existing = self.filter(sha256=image.sha256).first()
+        if existing is not None:
+            return existing
+        phash = blocklist.phash_of_image(image)
+        entry, _ = self.get_or_create(
+            sha256=image.sha256,
+            defaults={
+                "phash": None if phash is None else to_signed64(phash),
+                "source_image": image,
+                "reason": reason or image.decision_reason,
+                "added_by": added_by,
+            },
+        )
+        return entry
+
+    def add_from_bytes(
+        self, data: bytes, *, reason: str = "", added_by: Any = None, source_image: Any = None
+    ) -> BlockedImage:
+        """Blocklist an image that was never uploaded here (e.g. a file a moderator has).
+        Raises ValueError when `data` is not an image Pillow can read."""
+        from moderation import blocklist
+
+        sha256 = hashlib.sha256(data).hexdigest()
+        phash = blocklist.phash_of_bytes(data)
+        entry, _ = self.get_or_create(
+            sha256=sha256,
+            defaults={
+                "phash": to_signed64(phash),
+                "source_image": source_image,
+                "reason": reason,
+                "added_by": added_by,
+            },
+        )
+        return entry
+
+
+class BlockedImage(models.Model):
+    """An image no upload may copy: exact bytes (sha256) or look-alikes (perceptual hash)."""
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    # imagehash.phash (64 bits) as a signed bigint; null when the image could not be decoded.
+    phash = models.BigIntegerField(null=True, blank=True, db_index=True)
+    source_image = models.ForeignKey(
+        Image,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="blocklist_entries",
+        help_text="The rejected image this entry was made from.",
+    )
+    reason = models.TextField(blank=True)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = BlockedImageManager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        source = f" from image {self.source_image_id}" if self.source_image_id else ""
+        return f"Blocked {self.sha256[:12]}…{source}"
+
+    @property
+    def phash_hex(self) -> str:
+        """The perceptual hash as imagehash prints it (16 hex digits)."""
+        return "" if self.phash is None else f"{to_unsigned64(self.phash):016x}"
