@@ -119,6 +119,7 @@ class Image(models.Model):
             )
         ]
         indexes = [models.Index(fields=["state", "state_changed_at"])]
+        permissions = [("moderate_image", "Can approve, reject and take down images")]
 
     def __str__(self) -> str:
         return f"{self.md5} ({self.get_state_display()})"
