@@ -1,0 +1,287 @@
+"""The outbox of notifications to PinsterApi and the record of every delivery attempt.
+
+A notification is written in the same transaction as the image's decision, with a stable event
+id (its primary key) that is sent as a header on every attempt so the receiver can drop
+duplicates. Retries live in this table (`next_attempt_at`), not in the broker: a message only
+says "look at notification X now"; the row decides whether an attempt is due.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from notifications import payloads
+from uploads.models import EventKind, Image, ImageEvent
+
+if TYPE_CHECKING:
+    from notifications.delivery import Outcome
+
+# Backoff: 1 min, 2 min, 4 min ... capped at 6 h, each with "equal jitter" (half to all of it),
+# until NOTIFY_RETRY_HOURS after the event: about 24 attempts over three days.
+RETRY_BASE_SECONDS = 60
+RETRY_MAX_DELAY_SECONDS = 6 * 3600
+# How long one attempt may hold a notification before another worker may take it over.
+SENDING_LEASE_SECONDS = 90
+
+
+def retry_delay(attempts: int, *, retry_after: float | None = None) -> timedelta:
+    """The wait after the `attempts`-th failed attempt. A Retry-After from the receiver wins."""
+    if retry_after is not None:
+        return timedelta(seconds=max(1.0, retry_after))
+    nominal = min(RETRY_MAX_DELAY_SECONDS, RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1))
+    return timedelta(seconds=nominal * random.uniform(0.5, 1.0))
+
+
+def retry_window() -> timedelta:
+    return timedelta(hours=settings.NOTIFY_RETRY_HOURS)
+
+
+def target_url(kind: str) -> str:
+    if kind == Notification.Kind.APPROVED:
+        return f"{settings.PINSTER_API_URL}/v1/images/"
+    return settings.REJECTION_NOTIFY_URL
+
+
+class NotificationQuerySet(models.QuerySet["Notification"]):
+    def create_for(self, image: Image, kind: str) -> Notification:
+        """Write the notification for an image's decision. Call inside the transaction of the
+        state transition; delivery is enqueued when it commits (or left to the periodic job)."""
+        now = timezone.now()
+        url = target_url(kind)
+        notification = self.create(
+            id=uuid.uuid4(),
+            image=image,
+            kind=kind,
+            url=url,
+            body=payloads.body_for(image, kind),
+            state=Notification.State.PENDING if url else Notification.State.SKIPPED,
+            created_at=now,
+            next_attempt_at=now if url else None,
+            retry_until=now + retry_window(),
+            enqueued_at=now if url else None,
+        )
+        if url:
+            transaction.on_commit(notification.enqueue)
+        else:
+            notification.log_event("not sent: REJECTION_NOTIFY_URL is not set", now=now)
+        return notification
+
+    def due(self, now: datetime) -> NotificationQuerySet:
+        """Pending and due but not enqueued for this attempt, or abandoned mid-attempt; in either
+        case also when the last enqueue is older than STALE_AFTER_SECONDS (a lost message)."""
+        lost = Q(enqueued_at__isnull=True) | Q(
+            enqueued_at__lte=now - timedelta(seconds=settings.STALE_AFTER_SECONDS)
+        )
+        pending = Q(state=Notification.State.PENDING, next_attempt_at__lte=now) & (
+            lost | Q(enqueued_at__lt=F("next_attempt_at"))
+        )
+        abandoned = Q(state=Notification.State.SENDING, lease_until__lt=now) & (
+            lost | Q(enqueued_at__lt=F("lease_until"))
+        )
+        return self.filter(pending | abandoned)
+
+
+class Notification(models.Model):
+    class Kind(models.TextChoices):
+        APPROVED = "approved", "Approved (image created in PinsterApi)"
+        REJECTED = "rejected", "Rejected"
+        TAKEN_DOWN = "taken_down", "Taken down"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Not sent (no URL configured)"
+
+    # The primary key is the event id sent as Idempotency-Key / X-Event-Id on every attempt.
+    id = models.UUIDField("event id", primary_key=True, default=uuid.uuid4, editable=False)
+    image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="notifications")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    url = models.CharField(max_length=500, blank=True)
+    body = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    retry_until = models.DateTimeField()
+    lease_until = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    failure_reason = models.TextField(blank=True)
+
+    objects = NotificationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["state", "next_attempt_at"])]
+        permissions = [("redeliver_notification", "Can redeliver a notification to PinsterApi")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} notification {self.pk} ({self.state})"
+
+    @property
+    def event_id(self) -> str:
+        return str(self.pk)
+
+    def enqueue(self) -> None:
+        """Send the delivery message; if the broker is down the periodic job will send it."""
+        from notifications.tasks import notify_pinster
+        from uploads.tasks import send_safely
+
+        if not send_safely(notify_pinster, self.event_id):
+            Notification.objects.filter(pk=self.pk).update(enqueued_at=None)
+
+    def claim(self, now: datetime | None = None) -> bool:
+        """Take the notification for one attempt if it is due (or its last attempt was
+        abandoned). False when it is delivered, failed, not yet due or being sent: so a duplicate
+        message does nothing. Safe to run concurrently."""
+        now = now or timezone.now()
+        claimable = Q(state=self.State.PENDING, next_attempt_at__lte=now) | Q(
+            state=self.State.SENDING, lease_until__lt=now
+        )
+        claimed = Notification.objects.filter(claimable, pk=self.pk).update(
+            state=self.State.SENDING,
+            lease_until=now + timedelta(seconds=SENDING_LEASE_SECONDS),
+            attempts=F("attempts") + 1,
+        )
+        if claimed:
+            self.refresh_from_db()
+        return bool(claimed)
+
+    def record(self, outcome: Outcome, now: datetime | None = None) -> None:
+        """Record a finished attempt and decide what comes next: delivered, retry later, or
+        failed (refused by the receiver, or the retry window is over)."""
+        now = now or timezone.now()
+        values = self._after_attempt(outcome, now)
+        with transaction.atomic():
+            DeliveryAttempt.objects.create(
+                notification=self,
+                number=self.attempts,
+                at=outcome.started_at,
+                status_code=outcome.status_code,
+                latency_ms=outcome.latency_ms,
+                error=outcome.error,
+                response_snippet=outcome.snippet,
+                result=values["state"],
+            )
+            # Only the holder of this attempt's claim moves the state on.
+            mine = Notification.objects.filter(
+                pk=self.pk, state=self.State.SENDING, attempts=self.attempts
+            )
+            if not mine.update(**values):
+                return
+            for name, value in values.items():
+                setattr(self, name, value)
+            if self.state == self.State.DELIVERED:
+                self.log_event(f"{self.receiver} was told (HTTP {outcome.status_code})", now=now)
+            elif self.state == self.State.FAILED:
+                self.log_event(f"notification failed: {self.failure_reason}", now=now)
+
+    def _after_attempt(self, outcome: Outcome, now: datetime) -> dict[str, Any]:
+        values: dict[str, Any] = {"lease_until": None, "last_status_code": outcome.status_code}
+        if outcome.delivered:
+            return values | {
+                "state": self.State.DELIVERED,
+                "delivered_at": now,
+                "next_attempt_at": None,
+                "failure_reason": "",
+            }
+        if outcome.permanent or now >= self.retry_until:
+            reason = (
+                f"refused by the receiver: {outcome.summary}"
+                if outcome.permanent
+                else f"gave up after {self.attempts} attempts; last: {outcome.summary}"
+            )
+            return values | {
+                "state": self.State.FAILED,
+                "next_attempt_at": None,
+                "failure_reason": reason,
+            }
+        next_at = now + retry_delay(self.attempts, retry_after=outcome.retry_after)
+        if outcome.retry_after is None:
+            next_at = min(next_at, self.retry_until)  # the last attempt is at the deadline
+        return values | {
+            "state": self.State.PENDING,
+            "next_attempt_at": next_at,
+            "failure_reason": outcome.summary,
+        }
+
+    def redeliver(self, *, by: Any) -> bool:
+        """Send again with the same event id, a fresh token and a new retry window, to the URL
+        configured now. False when it is being sent or no URL is configured for its kind."""
+        now = timezone.now()
+        url = target_url(self.kind)
+        if not url:
+            return False
+        with transaction.atomic():
+            values = {
+                "state": self.State.PENDING,
+                "url": url,
+                "next_attempt_at": now,
+                "retry_until": now + retry_window(),
+                "enqueued_at": now,
+                "lease_until": None,
+                "failure_reason": "",
+            }
+            idle = ~Q(state=self.State.SENDING) | Q(lease_until__lt=now)
+            if not Notification.objects.filter(idle, pk=self.pk).update(**values):
+                return False
+            for name, value in values.items():
+                setattr(self, name, value)
+            self.log_event("redelivery requested", now=now, user=by)
+            transaction.on_commit(self.enqueue)
+        return True
+
+    @property
+    def receiver(self) -> str:
+        return "PinsterApi" if self.kind == self.Kind.APPROVED else "the rejection receiver"
+
+    def log_event(self, reason: str, *, now: datetime, user: Any = None) -> None:
+        """Put the notification on the image's timeline."""
+        ImageEvent.objects.create(
+            image_id=self.image_id,
+            at=now,
+            kind=EventKind.NOTIFICATION,
+            actor=f"user:{user.get_username()}" if user else "system:notify_pinster",
+            user=user,
+            reason=reason,
+            details={
+                "notification": self.event_id,
+                "kind": self.kind,
+                "state": self.state,
+                "attempts": self.attempts,
+                "url": self.url,
+            },
+        )
+
+
+class DeliveryAttempt(models.Model):
+    """One HTTP attempt, as it happened. Never holds the token or a key."""
+
+    notification = models.ForeignKey(
+        Notification, on_delete=models.PROTECT, related_name="delivery_attempts"
+    )
+    number = models.PositiveIntegerField()
+    at = models.DateTimeField(db_index=True)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField()
+    error = models.TextField(blank=True)
+    response_snippet = models.TextField(blank=True)
+    result = models.CharField(max_length=16, choices=Notification.State.choices)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} at {self.at:%Y-%m-%d %H:%M:%S}: {self.status_code or '-'}"
