@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import imagehash
 import numpy as np
@@ -22,6 +23,9 @@ from PIL import Image as PILImage
 
 from uploads import imaging
 from uploads.models import Image
+
+if TYPE_CHECKING:
+    from moderation.models import BlockedImage
 
 # phash reduces to 32x32 grey; decoding a JPEG at >= 256 px (draft mode) keeps it exact enough.
 HASH_DECODE_SIZE = (256, 256)
@@ -36,6 +40,10 @@ def read_original(image: Image) -> bytes:
         return bytes(original.read())
 
 
+def phash_of_pil(img: PILImage.Image) -> int:
+    return int(str(imagehash.phash(img)), 16)
+
+
 def phash_of_bytes(data: bytes) -> int:
     """The 64-bit perceptual hash of an image as shown upright (first frame, EXIF orientation
     applied, alpha on white). Raises ValueError when Pillow cannot decode it."""
@@ -44,27 +52,32 @@ def phash_of_bytes(data: bytes) -> int:
         upright = imaging.flatten(imaging.decode(img, orientation, HASH_DECODE_SIZE), (255,) * 3)
     except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as exc:
         raise ValueError(f"cannot decode image for hashing: {exc}") from exc
-    return int(str(imagehash.phash(upright)), 16)
+    return phash_of_pil(upright)
 
 
 _recent_hashes: dict[str, int | None] = {}
 _recent_lock = threading.Lock()
 
 
-def phash_of_image(image: Image, data: bytes | None = None) -> int | None:
-    """The perceptual hash of a stored image, None when it cannot be decoded. Remembers the
-    last few by sha256 so the rejection that follows a moderation does not read it again."""
+def remember(sha256: str, phash: int | None) -> None:
+    """Keep a hash just computed, for the rejection that may follow (see phash_of_image)."""
+    with _recent_lock:
+        if len(_recent_hashes) >= 256:
+            _recent_hashes.pop(next(iter(_recent_hashes)))
+        _recent_hashes[sha256] = phash
+
+
+def phash_of_image(image: Image) -> int | None:
+    """The perceptual hash of a stored image, None when it cannot be decoded. Reads the
+    original unless moderation hashed these bytes a moment ago in this process."""
     with _recent_lock:
         if image.sha256 in _recent_hashes:
             return _recent_hashes[image.sha256]
     try:
-        value: int | None = phash_of_bytes(read_original(image) if data is None else data)
+        value: int | None = phash_of_bytes(read_original(image))
     except ValueError:
         value = None
-    with _recent_lock:
-        if len(_recent_hashes) >= 256:
-            _recent_hashes.pop(next(iter(_recent_hashes)))
-        _recent_hashes[image.sha256] = value
+    remember(image.sha256, value)
     return value
 
 
@@ -138,3 +151,39 @@ def _arrays(rows: list[tuple[int, int, datetime]]) -> tuple[np.ndarray, np.ndarr
 
 
 index = HashIndex()
+
+
+@dataclass(frozen=True)
+class Match:
+    entry: BlockedImage
+    distance: int  # bits; 0 for identical bytes
+    by: str  # "sha256" or "phash"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "blocked_image_id": self.entry.pk,
+            "source_image_id": str(self.entry.source_image_id or "") or None,
+            "by": self.by,
+            "distance": self.distance,
+        }
+
+
+def lookup(sha256: str, phash: int | None, max_distance: int) -> Match | None:
+    """The blocklist entry these bytes or this look match, nearest first; None if none."""
+    from moderation.models import BlockedImage, to_unsigned64
+
+    exact = BlockedImage.objects.filter(sha256=sha256).first()
+    if exact is not None:
+        return Match(exact, 0, "sha256")
+    if phash is None:
+        return None
+    index.refresh()
+    candidates = index.nearest(phash, max_distance)
+    entries = BlockedImage.objects.in_bulk([c.entry_id for c in candidates])
+    for candidate in candidates:
+        entry = entries.get(candidate.entry_id)  # gone when deleted since the last reload
+        if entry is not None and entry.phash is not None:
+            distance = hamming(to_unsigned64(entry.phash), phash)
+            if distance <= max_distance:
+                return Match(entry, distance, "phash")
+    return None
