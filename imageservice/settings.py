@@ -132,8 +132,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "uploads.health.ProbeMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "uploads.middleware.RequestIdMiddleware",
+    "uploads.metrics.ApiMetricsMiddleware",
     "uploads.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -299,7 +301,6 @@ REST_FRAMEWORK = {
         "uploads.parsers.StrictJSONParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_THROTTLE_RATES": {"uploads": UPLOAD_RATE},
     "EXCEPTION_HANDLER": "uploads.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
@@ -337,6 +338,7 @@ _broker["MIDDLEWARE"] = [
     "dramatiq.middleware.Retries",
     "django_dramatiq.middleware.DbConnectionsMiddleware",
     "uploads.logging.TaskContextMiddleware",
+    "uploads.metrics.TaskMetricsMiddleware",
     "uploads.periodic.PeriodicJobsMiddleware",
 ]
 DRAMATIQ_BROKER = _broker
@@ -375,6 +377,19 @@ NOTIFY_CONNECT_TIMEOUT = env_float("NOTIFY_CONNECT_TIMEOUT", 5.0, minimum=0.1)
 NOTIFY_TOTAL_TIMEOUT = env_float("NOTIFY_TOTAL_TIMEOUT", 15.0, minimum=0.1)
 NOTIFY_RETRY_HOURS = env_float("NOTIFY_RETRY_HOURS", 72.0, minimum=0.0)
 
+# --- Operations: probes and metrics ---------------------------------------------------------
+# /readyz gives each check this long; it answers within it even when a dependency hangs.
+READINESS_TIMEOUT_SECONDS = env_float("READINESS_TIMEOUT_SECONDS", 2.0, minimum=0.1, maximum=30.0)
+METRICS_TOKEN = env_str("METRICS_TOKEN")  # when set, /metrics needs "Authorization: Bearer <it>"
+# A worker instance serves its metrics here (0: off). Its processes share counters through
+# prometheus_client's multiprocess mode, which needs PROMETHEUS_MULTIPROC_DIR from the start.
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0)
+WORKER_METRICS_ADDR = env_str("WORKER_METRICS_ADDR", "127.0.0.1")
+if WORKER_METRICS_PORT and not env_str("PROMETHEUS_MULTIPROC_DIR"):
+    raise ImproperlyConfigured(
+        "WORKER_METRICS_PORT needs PROMETHEUS_MULTIPROC_DIR (an empty directory per instance)"
+    )
+
 # --- Security ---------------------------------------------------------------------------------
 _behind_tls = IMAGE_SERVICE_URL.startswith("https://")
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _behind_tls else None
@@ -404,7 +419,10 @@ LOGGING = {
     "filters": {"request_id": {"()": "uploads.logging.RequestIdFilter"}},
     "formatters": {
         "json": {"()": "uploads.logging.JsonFormatter"},
-        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "text": {
+            "()": "uploads.logging.TextFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+        },
     },
     "handlers": {
         "console": {

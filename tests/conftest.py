@@ -20,6 +20,16 @@ def pinster_private_key() -> str:
     return (Path(settings.VAR_DIR) / "keys" / "pinster_private.pem").read_text()
 
 
+@pytest.fixture(autouse=True)
+def fresh_cache() -> Iterator[None]:
+    """Rate-limit counters live in the cache: every test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def make_token() -> Callable[..., str]:
     """Sign an upload token the way PinsterApi does (RS256, its claims); override any claim."""

@@ -48,9 +48,14 @@ if os.environ.get("TEST_STORAGE", "s3") == "s3":
     os.environ["AWS_S3_ENDPOINT_URL"] = services.s3_endpoint()
 
 from imageservice.settings import *  # noqa: E402, F403
-from imageservice.settings import DATABASES  # noqa: E402
+from imageservice.settings import DATABASES, LOGGING, STORAGES  # noqa: E402
 
 if _pg:
     DATABASES["default"]["TEST"] = {"NAME": f"test_imageservice_{os.getpid()}"}
+STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+STATIC_ROOT = os.path.join(_var, "static")
+os.makedirs(STATIC_ROOT, exist_ok=True)
+WHITENOISE_USE_FINDERS = True
+LOGGING["loggers"]["werkzeug"] = {"level": "WARNING"}  # the moto server's access log
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMBEDDED_WORKER_THREADS = 0

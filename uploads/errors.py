@@ -13,7 +13,6 @@ from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +140,8 @@ def too_large() -> ApiError:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's EXCEPTION_HANDLER: every error becomes the one JSON shape."""
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     error = to_api_error(exc)
     if error is None:
         response = drf_exception_handler(exc, context)

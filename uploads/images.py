@@ -23,7 +23,8 @@ FULL_DECODE_PIXELS = 16_000_000
 PngImagePlugin.MAX_TEXT_CHUNK = 256 * 1024
 PngImagePlugin.MAX_TEXT_MEMORY = 1024 * 1024
 
-# Pillow's format names; MPO is a JPEG with extra pictures (many cameras write it).
+# Pillow's format names; MPO is a JPEG with extra pictures (many cameras write it), which
+# Pillow's JPEG opener returns on its own.
 FORMAT_FAMILY = {
     "JPEG": "JPEG",
     "MPO": "JPEG",
@@ -110,7 +111,11 @@ def inspect_image(data: bytes, *, declared: str | None) -> ImageInfo:
     """Identify and validate `data`; raise ApiError with a stable code if it is refused."""
     if not data:
         raise ApiError("empty_image", "The image is empty.")
-    allowed = [f for f, family in FORMAT_FAMILY.items() if family in settings.ALLOWED_IMAGE_FORMATS]
+    allowed = [
+        name
+        for name, family in FORMAT_FAMILY.items()
+        if family in settings.ALLOWED_IMAGE_FORMATS and name in Image.OPEN
+    ]
     try:
         image = Image.open(io.BytesIO(data), formats=allowed)
     except Image.DecompressionBombError:

@@ -40,6 +40,9 @@ class UploaderRateThrottle(SimpleRateThrottle):
 
     scope = "uploads"
 
+    def get_rate(self) -> str:
+        return str(settings.UPLOAD_RATE)
+
     def get_cache_key(self, request: Request, view: Any) -> str | None:
         return self.cache_format % {"scope": self.scope, "ident": request.user.id}
 
