@@ -56,12 +56,13 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
         state transition; delivery is enqueued when it commits (or left to the periodic job)."""
         now = timezone.now()
         url = target_url(kind)
+        event_id = uuid.uuid4()
         notification = self.create(
-            id=uuid.uuid4(),
+            id=event_id,
             image=image,
             kind=kind,
             url=url,
-            body=payloads.body_for(image, kind),
+            body=payloads.body_for(image, kind, str(event_id)),
             state=Notification.State.PENDING if url else Notification.State.SKIPPED,
             created_at=now,
             next_attempt_at=now if url else None,

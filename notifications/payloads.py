@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 EVENT_NAMES = {"rejected": "image.rejected", "taken_down": "image.taken_down"}
 
 
-def body_for(image: Image, kind: str) -> dict[str, Any]:
-    body = approved_body(image) if kind == "approved" else rejection_body(image, kind)
+def body_for(image: Image, kind: str, event_id: str) -> dict[str, Any]:
+    is_approval = kind == "approved"
+    body = approved_body(image) if is_approval else rejection_body(image, kind, event_id)
     # Whatever the moderation results hold (decimals, dates) is stored exactly as it will be sent.
     return json.loads(json.dumps(body, cls=DjangoJSONEncoder))
 
@@ -39,11 +40,12 @@ def approved_body(image: Image) -> dict[str, Any]:
     }
 
 
-def rejection_body(image: Image, kind: str) -> dict[str, Any]:
+def rejection_body(image: Image, kind: str, event_id: str) -> dict[str, Any]:
     """What the uploader's side needs to explain a rejection or a takedown."""
     return {
         "data": {
             "event": EVENT_NAMES[kind],
+            "event_id": event_id,
             "imageable_type": image.imageable_type,
             "imageable_id": image.imageable_id,
             "user_id": image.user_id,
