@@ -13,20 +13,33 @@ import dramatiq
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
-# Bearer tokens, JWTs, PEM blocks, long base64 runs (image bytes) and key=value secrets.
+# PEM blocks, JWTs, Authorization values, credentials in URLs, long base64 runs (image bytes, on
+# one line or wrapped), byte literals, and the values of secret-looking keys.
+SECRET_KEY_NAME = (
+    r"[\w-]*(?:password|passwd|secret|token|signature|credential|private_key|api_key|apikey"
+    r"|access_key|authorization)[\w-]*"
+)
 REDACTIONS = (
     (
         re.compile(r"-----BEGIN [A-Z ]+-----.*?(-----END [A-Z ]+-----|$)", re.DOTALL),
         "[redacted key]",
     ),
     (re.compile(r"\beyJ[\w-]+\.[\w-]+\.[\w-]*"), "[redacted token]"),
-    (re.compile(r"(?i)\bbearer\s+\S+"), "Bearer [redacted]"),
-    (re.compile(r"[A-Za-z0-9+/=_-]{200,}"), "[redacted data]"),
+    (re.compile(r"(?i)\b(bearer|basic)\s+\S+"), r"\1 [redacted]"),
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@"), r"\1[redacted]@"),
     (
-        re.compile(r"(?i)\b(password|secret|token|signature|credential|private_key)(\W{1,3})\S+"),
+        re.compile(r"(?:[A-Za-z0-9+/=]{40,}(?:\\r)?(?:\\n|\r?\n)){3,}[A-Za-z0-9+/=]*"),
+        "[redacted data]",
+    ),
+    (re.compile(r"[A-Za-z0-9+/=_-]{200,}"), "[redacted data]"),
+    (re.compile(r"\bb'(?:[^\\']|\\.){64,}?(?:'|$)"), "[redacted bytes]"),
+    (re.compile(r'\bb"(?:[^\\"]|\\.){64,}?(?:"|$)'), "[redacted bytes]"),
+    (
+        re.compile(rf"(?i)\b({SECRET_KEY_NAME})(['\"]?\s*[:=]\s*|\W{{1,3}})(?!\[redacted)\S+"),
         r"\1\2[redacted]",
     ),
 )
+SECRET_KEY = re.compile(rf"(?i)^{SECRET_KEY_NAME}$")
 STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
     "message",
     "asctime",
@@ -52,6 +65,38 @@ def redact(text: str) -> str:
     return text
 
 
+def scrub(value: Any) -> Any:
+    """A JSON-ready copy of `value` with secrets redacted: strings, bytes, containers, and the
+    values under secret-looking keys."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"[{len(value)} bytes]"
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {
+            str(k): "[redacted]" if SECRET_KEY.match(str(k)) else scrub(v) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        return [scrub(item) for item in value]
+    return redact(str(value))
+
+
+def safe_message(record: logging.LogRecord) -> str:
+    """The record's message with byte arguments (image data) replaced by their length."""
+    args = record.args
+    if isinstance(args, tuple) and any(isinstance(a, bytes | bytearray) for a in args):
+        args = tuple(f"[{len(a)} bytes]" if isinstance(a, bytes | bytearray) else a for a in args)
+    elif isinstance(args, dict) and any(isinstance(a, bytes | bytearray) for a in args.values()):
+        args = {
+            k: f"[{len(a)} bytes]" if isinstance(a, bytes | bytearray) else a
+            for k, a in args.items()
+        }
+    message = str(record.msg)
+    return redact(message % args if args else message)
+
+
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = _request_id.get()
@@ -59,22 +104,32 @@ class RequestIdFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, request_id, extras, exception."""
+    """One JSON object per line: time, level, logger, message, request_id, extras, exception.
+    Everything that reaches the line goes through `scrub`."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": redact(record.getMessage()),
+            "message": safe_message(record),
             "request_id": getattr(record, "request_id", "") or _request_id.get(),
         }
         for key, value in vars(record).items():
             if key not in STANDARD_ATTRS and not key.startswith("_"):
-                entry[key] = redact(str(value)) if isinstance(value, str) else value
+                entry[key] = "[redacted]" if SECRET_KEY.match(key) else scrub(value)
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
+        elif record.exc_text:
+            entry["exception"] = redact(record.exc_text)
         return json.dumps(entry, default=lambda o: redact(str(o)))
+
+
+class TextFormatter(logging.Formatter):
+    """The plain-text format (LOG_FORMAT=text), redacted like the JSON one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 class TaskContextMiddleware(dramatiq.Middleware):
