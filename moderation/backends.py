@@ -241,7 +241,8 @@ class RekognitionBackend:
         from botocore.config import Config
 
         config = Config(
-            retries={"mode": "standard", "max_attempts": settings.REKOGNITION_MAX_ATTEMPTS},
+            # total_max_attempts counts the first call; Config's max_attempts would not.
+            retries={"mode": "standard", "total_max_attempts": settings.REKOGNITION_MAX_ATTEMPTS},
             connect_timeout=settings.REKOGNITION_TIMEOUT_SECONDS,
             read_timeout=settings.REKOGNITION_TIMEOUT_SECONDS,
         )
