@@ -135,3 +135,27 @@ def redis_server() -> Iterator[str]:
 
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def broker_in_use(new_broker):  # type: ignore[no-untyped-def]
+    """Make `new_broker` the global Dramatiq broker, with every declared actor moved onto it
+    (same middleware as the configured one); restore the previous broker afterwards."""
+    import dramatiq
+
+    old = dramatiq.get_broker()
+    for middleware in old.middleware:
+        if type(middleware) not in {type(m) for m in new_broker.middleware}:
+            new_broker.add_middleware(middleware)
+    actors = [old.get_actor(name) for name in old.get_declared_actors()]
+    dramatiq.set_broker(new_broker)
+    for actor in actors:
+        new_broker.declare_actor(actor)
+        actor.broker = new_broker
+    try:
+        yield new_broker
+    finally:
+        for actor in actors:
+            actor.broker = old
+        dramatiq.set_broker(old)
+        new_broker.close()

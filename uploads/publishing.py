@@ -4,11 +4,13 @@ written to public storage with their real content type and cache headers."""
 from __future__ import annotations
 
 import logging
+import re
 from functools import cache
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, storages
+from django.db import transaction
 from PIL import Image as PILImage
 
 from uploads import thumbnails
@@ -41,7 +43,6 @@ def _watermark(path: str) -> PILImage.Image | None:
 
 def render_options() -> dict[str, object]:
     return {
-        "formats": tuple(settings.THUMBNAIL_FORMATS),
         "jpeg_quality": settings.JPEG_QUALITY,
         "webp_quality": settings.WEBP_QUALITY,
         "background": _background(),
@@ -86,6 +87,41 @@ def key_for(md5: str, rendition: thumbnails.Rendition) -> str:
         return md5
     (size,) = thumbnails.parse_sizes(rendition.name)
     return thumbnails.thumbnail_key(md5, size, rendition.format)
+
+
+KEY = re.compile(r"(?P<md5>[0-9a-f]{32})_(?P<size>[0-9a-z]+x[0-9a-z]+)(?P<webp>\.webp)?", re.ASCII)
+
+
+def parse_thumbnail_key(key: str) -> tuple[str, thumbnails.Size, str]:
+    """`<md5>_<W>x<H>[.webp]` → (md5, size, format); ValueError if malformed or not allowed."""
+    match = KEY.fullmatch(key)
+    if match is None:
+        raise ValueError("expected a key like <md5>_400x400 or <md5>_400xauto.webp")
+    (size,) = thumbnails.parse_sizes(match["size"])
+    if size not in configured_sizes(settings.ON_DEMAND_SIZES):
+        raise ValueError(f"size {size.suffix} is not offered")
+    return match["md5"], size, "WEBP" if match["webp"] else "JPEG"
+
+
+def generate_on_demand(image: Image, size: thumbnails.Size, fmt: str) -> str:
+    """Make one missing thumbnail of a published image; returns its key. Safe to run twice."""
+    key = thumbnails.thumbnail_key(image.md5, size, fmt)
+    if public_storage().exists(key):
+        return key
+    rendition = thumbnails.render_one(read_original(image), size, fmt, **render_options())  # type: ignore[arg-type]
+    save_public(key, rendition)
+    with transaction.atomic():
+        locked = Image.objects.select_for_update().get(pk=image.pk)
+        if key not in locked.renditions:
+            locked.renditions = [*locked.renditions, key]
+            locked.save(update_fields=["renditions"])
+    return key
+
+
+def content_type_of(key: str, head: bytes) -> str:
+    if key.endswith(".webp"):
+        return "image/webp"
+    return "image/png" if head.startswith(b"\x89PNG") else "image/jpeg"
 
 
 def unpublish_image(image: Image) -> list[str]:

@@ -9,6 +9,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError
+from django.http import HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -16,8 +18,9 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from uploads.errors import unavailable
-from uploads.models import Image
+from uploads import publishing
+from uploads.errors import ApiError, unavailable
+from uploads.models import Image, State
 from uploads.serializers import ImageSerializer, parse_upload
 from uploads.services import receive_upload
 
@@ -95,3 +98,58 @@ class ImageDetailView(APIView):
         if image is None:
             return Response({"code": "not_found", "error": "Not found."}, status.HTTP_404_NOT_FOUND)
         return Response(ImageSerializer(image).data)
+
+
+class PublicObjectView(APIView):
+    """Public thumbnails and approved originals. `GET /<md5>_<W>x<H>` and
+    `GET /images/generate?key=...` make a missing thumbnail of a published image (as the old
+    service did) and redirect to it, or serve it when storage is local."""
+
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+
+    def get(self, request: Request, key: str | None = None) -> HttpResponseBase:
+        key = key or request.query_params.get("key", "")
+        try:
+            md5, size, fmt = publishing.parse_thumbnail_key(key)
+        except ValueError as exc:
+            raise ApiError("invalid_key", str(exc)) from None
+        image = Image.objects.filter(md5=md5, state=State.PUBLISHED).first()
+        if image is None:
+            raise ApiError("not_found", "Not found.", status.HTTP_404_NOT_FOUND)
+        try:
+            key = publishing.generate_on_demand(image, size, fmt)
+        except DatabaseError:
+            raise unavailable(
+                "database_unavailable", "The service is briefly unavailable."
+            ) from None
+        return serve_public(key)
+
+
+def serve_public(key: str) -> HttpResponseBase:
+    storage = publishing.public_storage()
+    if getattr(storage, "bucket_name", None):
+        return HttpResponseRedirect(storage.url(key))
+    return MediaView.respond(key)
+
+
+class MediaView(APIView):
+    """Public objects on local storage (on S3 the bucket or a CDN serves them)."""
+
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+
+    def get(self, request: Request, key: str) -> HttpResponseBase:
+        return self.respond(key)
+
+    @staticmethod
+    def respond(key: str) -> HttpResponseBase:
+        storage = publishing.public_storage()
+        if "/" in key or getattr(storage, "bucket_name", None) or not storage.exists(key):
+            raise ApiError("not_found", "Not found.", status.HTTP_404_NOT_FOUND)
+        with storage.open(key, "rb") as stored:
+            data = stored.read()
+        response = HttpResponse(data, content_type=publishing.content_type_of(key, data[:8]))
+        response["Cache-Control"] = settings.PUBLIC_CACHE_CONTROL
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
