@@ -43,7 +43,7 @@ class Command(BaseCommand):
             # One process: the in-memory broker and its worker threads live in it.
             argv += ["--workers", "1", "--threads", "8"]
         sys.stdout.flush()
-        os.execv(gunicorn, argv)
+        os.execv(gunicorn, argv)  # noqa: S606 - replace this process with the server
 
     def dev_admin(self) -> tuple[str, str]:
         """A superuser `admin` with a password kept in VAR_DIR/admin_password."""
