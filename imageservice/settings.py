@@ -249,11 +249,15 @@ else:
     STORAGES = {
         "default": {
             "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(VAR_DIR / "private" / "raw"), "base_url": None},
+            "OPTIONS": {"location": str(VAR_DIR / "private" / "raw"), "allow_overwrite": True},
         },
         "public": {
             "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(MEDIA_ROOT), "base_url": MEDIA_URL},
+            "OPTIONS": {
+                "location": str(MEDIA_ROOT),
+                "base_url": MEDIA_URL,
+                "allow_overwrite": True,
+            },
         },
     }
 STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}

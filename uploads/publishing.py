@@ -53,10 +53,9 @@ def render_options() -> dict[str, object]:
 def save_public(key: str, rendition: thumbnails.Rendition) -> None:
     content = ContentFile(rendition.data)
     content.content_type = rendition.content_type  # type: ignore[attr-defined]
-    storage = public_storage()
-    if not getattr(storage, "file_overwrite", True) and storage.exists(key):
-        storage.delete(key)
-    storage.save(key, content)
+    saved = public_storage().save(key, content)
+    if saved != key:  # a storage configured to rename instead of overwrite
+        raise RuntimeError(f"public storage saved {key} as {saved}; allow overwriting")
 
 
 def read_original(image: Image) -> bytes:

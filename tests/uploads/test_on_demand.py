@@ -92,10 +92,17 @@ def test_with_local_storage_thumbnails_are_served_by_the_service(client, post, t
     local = "django.core.files.storage.FileSystemStorage"
     settings.STORAGES = {
         **settings.STORAGES,
-        "default": {"BACKEND": local, "OPTIONS": {"location": str(tmp_path / "private")}},
+        "default": {
+            "BACKEND": local,
+            "OPTIONS": {"location": str(tmp_path / "private"), "allow_overwrite": True},
+        },
         "public": {
             "BACKEND": local,
-            "OPTIONS": {"location": str(tmp_path / "public"), "base_url": "http://x.test/media/"},
+            "OPTIONS": {
+                "location": str(tmp_path / "public"),
+                "base_url": "http://x.test/media/",
+                "allow_overwrite": True,
+            },
         },
     }
     image_id = post({"data": {"image": data_url(photo(800, 600))}}).json()["id"]
@@ -103,6 +110,12 @@ def test_with_local_storage_thumbnails_are_served_by_the_service(client, post, t
     make_thumbnails(image_id)
     md5 = Image.objects.get(pk=image_id).md5
 
+    # A worker died after writing the objects: the rerun rewrites the same keys.
+    Image.objects.filter(pk=image_id).update(state=State.PUBLISHING, lease_until=None)
+    make_thumbnails(image_id)
+    image = Image.objects.get(pk=image_id)
+    assert image.state == State.PUBLISHED
+    assert sorted(storages["public"].listdir("")[1]) == sorted(image.renditions)
     thumb = client.get(f"/{md5}_200x200")
     original = client.get(f"/media/{md5}")
 
