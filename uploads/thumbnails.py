@@ -126,12 +126,17 @@ def render_thumbnails(
     original_max_side: int | None = None,
     original_quality: int = 90,
 ) -> list[Rendition]:
-    """Render every size in every format from one decode of ``data``.
+    """Render every size in every format from one decode of ``data``, size by size.
 
     With ``include_original`` the first rendition is the published copy of the original
-    (see ``render_public_original``), made from the same, then full-size, decode.
+    (see ``render_public_original``), made from the same, then full-size, decode. The
+    watermark fits inside 18% of each side of the thumbnail, in its south-east corner, when
+    both sides of the box exceed 100 px. Raises ValueError for a format other than JPEG/WEBP
+    and PIL.UnidentifiedImageError (an OSError) for bytes Pillow cannot decode.
     """
     formats = _check_formats(formats)
+    if not sizes and not include_original:
+        return []
     img, orientation = imaging.open_lazily(data)
     with img:
         full = imaging.upright_size(img, orientation)
