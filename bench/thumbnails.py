@@ -1,0 +1,386 @@
+"""Thumbnail benchmark: our engine against naive Pillow and against Thumbor, in one run.
+
+    .venv/bin/python bench/thumbnails.py [--rounds 5] [--requests 10] [--no-thumbor]
+                                         [--url http://127.0.0.1:8000]
+
+Each variant runs in a fresh subprocess so its peak RSS (VmHWM) is its own. CPU is
+time.process_time() per image (median of the rounds, best of two interleaved runs); these
+machines are noisy, so read the ratios, not the absolute times. "naive" is what the issue
+describes: for each size, open, convert("RGB"), thumbnail(), save. "naive-1" decodes once and
+copies per size, a stricter baseline. Thumbor is installed with pip into a scratch venv
+(var/bench-venv), never into the project.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from PIL import Image, ImageOps  # noqa: E402
+
+from uploads import imaging, thumbnails  # noqa: E402
+
+SIZES = thumbnails.parse_sizes("100x100,400x400,800x800,1600x1600")
+BOXES = [(s.width or 0, s.height or 0) for s in SIZES]
+
+
+def ours(data: bytes) -> list[bytes]:
+    return [r.data for r in thumbnails.render_thumbnails(data, SIZES, formats=("JPEG",))]
+
+
+def ours_jpeg_webp(data: bytes) -> list[bytes]:
+    return [r.data for r in thumbnails.render_thumbnails(data, SIZES)]
+
+
+def ours_with_original(data: bytes) -> list[bytes]:
+    renditions = thumbnails.render_thumbnails(data, SIZES, formats=("JPEG",), include_original=True)
+    return [r.data for r in renditions]
+
+
+def ours_publish(data: bytes) -> list[bytes]:
+    # What publishing an approved image costs: original copy, JPEG and WebP of every size.
+    renditions = thumbnails.render_thumbnails(data, SIZES, include_original=True)
+    return [r.data for r in renditions]
+
+
+def _save(img: Image.Image) -> bytes:
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+def naive(data: bytes) -> list[bytes]:
+    out = []
+    for box in BOXES:
+        img = Image.open(io.BytesIO(data)).convert("RGB")
+        img.thumbnail(box)
+        out.append(_save(img))
+    return out
+
+
+def naive_1(data: bytes) -> list[bytes]:
+    img = Image.open(io.BytesIO(data)).convert("RGB")
+    out = []
+    for box in BOXES:
+        copy = img.copy()
+        copy.thumbnail(box)
+        out.append(_save(copy))
+    return out
+
+
+VARIANTS: dict[str, Callable[[bytes], list[bytes]]] = {
+    "ours": ours,
+    "naive": naive,
+    "naive-1": naive_1,
+    "ours jpeg+webp": ours_jpeg_webp,
+    "ours +original": ours_with_original,
+    "ours publish": ours_publish,
+}
+
+
+def memory_mb(field: str) -> float:
+    # Not getrusage's ru_maxrss: Linux carries it across exec, so a child would report the
+    # parent's peak. VmHWM belongs to this process's own address space.
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def worker(variant: str, path: str, rounds: int) -> None:
+    """Runs in the subprocess: time one variant on one file, report JSON on stdout."""
+    data = Path(path).read_bytes()
+    render = VARIANTS[variant]
+    baseline = memory_mb("VmHWM")
+    render(data)  # warm-up: lazy imports, libjpeg/libwebp tables
+    times = []
+    for _ in range(rounds):
+        start = time.process_time()
+        render(data)
+        times.append(time.process_time() - start)
+    peak = memory_mb("VmHWM")
+    print(json.dumps({"cpu": statistics.median(times), "peak": peak, "base": baseline}))
+
+
+def measure(variant: str, path: Path, rounds: int) -> dict[str, float]:
+    cmd = [sys.executable, __file__, "--worker", variant, str(path), str(rounds)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True)
+    return json.loads(done.stdout)
+
+
+def build_inputs(workdir: Path) -> dict[str, Path]:
+    from tests import photos
+
+    made = {
+        "12MP JPEG": ("p12.jpg", photos.photo(4000, 3000)),
+        "3MP JPEG": ("p3.jpg", photos.photo(2000, 1500, subject="coffee")),
+        "6MP PNG": ("p6.png", photos.photo(3000, 2000, fmt="PNG", subject="chelsea")),
+        "3MP HEIC": ("p3.heic", photos.heic(2000, 1500, subject="rocket")),
+    }
+    paths = {}
+    for label, (name, data) in made.items():
+        paths[label] = workdir / name
+        paths[label].write_bytes(data)
+    return paths
+
+
+def speed_table(paths: dict[str, Path], rounds: int) -> dict[str, dict[str, dict[str, float]]]:
+    print(f"\n## CPU per image, 4 JPEG sizes {','.join(s.suffix for s in SIZES)}")
+    print(f"{'input':10} {'variant':15} {'MB in':>6} {'CPU ms':>8} {'ours/x':>7} "
+          f"{'peak RSS MB':>11} {'above start':>11}")  # fmt: skip
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for label, path in paths.items():
+        variants = list(VARIANTS) if label == "12MP JPEG" else ["ours", "naive", "naive-1"]
+        runs: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+        for _ in range(2):  # interleaved, so a noisy neighbour hurts every variant alike
+            for variant in variants:
+                runs[variant].append(measure(variant, path, rounds))
+        best = {v: min(r, key=lambda m: m["cpu"]) for v, r in runs.items()}
+        results[label] = best
+        for variant, m in best.items():
+            ratio = best["ours"]["cpu"] / m["cpu"]
+            print(f"{label:10} {variant:15} {path.stat().st_size / 1e6:6.1f} {m['cpu'] * 1e3:8.1f} "
+                  f"{ratio:7.2f} {m['peak']:11.0f} {m['peak'] - m['base']:11.0f}")  # fmt: skip
+    return results
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    import numpy as np
+
+    diff = np.asarray(a.convert("RGB"), float) - np.asarray(b.convert("RGB"), float)
+    mse = float((diff**2).mean())
+    return float("inf") if mse == 0 else 10 * float(np.log10(255**2 / mse))
+
+
+def decode_full(data: bytes) -> Image.Image:
+    with Image.open(io.BytesIO(data)) as img:
+        return ImageOps.exif_transpose(img).convert("RGB")
+
+
+def our_pixels(data: bytes) -> dict[tuple[int, int], Image.Image]:
+    # The engine's own steps, to score resampling alone, before any JPEG loss.
+    img, orientation = imaging.open_lazily(data)
+    full = imaging.upright_size(img, orientation)
+    targets = {s.fit(*full) for s in SIZES}
+    upright = imaging.decode(img, orientation, max(targets, key=lambda t: t[0] * t[1]))
+    return thumbnails._scale_down(upright, targets)
+
+
+def quality_table(paths: dict[str, Path]) -> dict[str, float]:
+    print("\n## PSNR (dB) against a full decode + Lanczos per size; worst size shown")
+    print(f"{'input':10} {'ours resampling':>15} {'ours as JPEG':>12} {'naive as JPEG':>13} "
+          f"{'ideal as JPEG':>13}")  # fmt: skip
+    worst = {}
+    for label, path in paths.items():
+        data = path.read_bytes()
+        full = decode_full(data)
+        scores: dict[str, list[float]] = {"res": [], "ours": [], "naive": [], "ideal": []}
+        outputs = {"ours": ours(data), "naive": naive(data)}
+        for target, pixels in our_pixels(data).items():
+            ref = full.resize(target, Image.Resampling.LANCZOS)
+            scores["res"].append(psnr(pixels, ref))
+            scores["ideal"].append(psnr(Image.open(io.BytesIO(_save(ref))), ref))
+        for name, blobs in outputs.items():
+            for blob in blobs:
+                out = Image.open(io.BytesIO(blob))
+                scores[name].append(psnr(out, full.resize(out.size, Image.Resampling.LANCZOS)))
+        worst[label] = min(scores["res"])
+        print(f"{label:10} {min(scores['res']):15.1f} {min(scores['ours']):12.1f} "
+              f"{min(scores['naive']):13.1f} {min(scores['ideal']):13.1f}")  # fmt: skip
+    return worst
+
+
+def webp_table(path: Path) -> None:
+    print("\n## WebP method (quality 80) on the 12MP photo's 1600 and 400 px thumbnails")
+    print(f"{'method':>6} {'1600 ms':>8} {'1600 KiB':>9} {'1600 dB':>8} {'400 ms':>7} "
+          f"{'400 KiB':>8} {'400 dB':>7}")  # fmt: skip
+    pixels = our_pixels(path.read_bytes())
+    sources = [pixels[(1600, 1200)], pixels[(400, 300)]]
+    for method in range(7):
+        cells = []
+        for src, rounds in zip(sources, (2, 6), strict=True):
+            data = imaging.encode(src, "WEBP", quality=80, webp_method=method)
+            start = time.process_time()
+            for _ in range(rounds):
+                imaging.encode(src, "WEBP", quality=80, webp_method=method)
+            ms = (time.process_time() - start) / rounds * 1e3
+            cells += [ms, len(data) / 1024, psnr(Image.open(io.BytesIO(data)), src)]
+        print(f"{method:6} {cells[0]:8.1f} {cells[1]:9.1f} {cells[2]:8.2f} {cells[3]:7.1f} "
+              f"{cells[4]:8.1f} {cells[5]:7.2f}")  # fmt: skip
+    print(f"(the engine uses method {thumbnails.WEBP_METHOD})")
+
+
+def summary(speed: dict[str, dict[str, dict[str, float]]], worst: dict[str, float]) -> None:
+    m = speed["12MP JPEG"]
+    ratio = m["ours"]["cpu"] / m["naive"]["cpu"]
+    rss = (m["ours"]["peak"] - m["ours"]["base"]) / (m["naive"]["peak"] - m["naive"]["base"])
+    print("\n## Targets on the 12MP JPEG")
+    print(
+        f"ours/naive CPU      {ratio:5.2f}  (target <= 0.25) {'OK' if ratio <= 0.25 else 'MISSED'}"
+    )
+    print(f"ours/naive-1 CPU    {m['ours']['cpu'] / m['naive-1']['cpu']:5.2f}  (stricter baseline)")
+    print(f"peak RSS ours/naive {rss:5.2f}  (target <= 0.50) {'OK' if rss <= 0.5 else 'MISSED'}")
+    psnr_ok = "OK" if worst["12MP JPEG"] >= 40 else "MISSED"
+    print(f"resampling PSNR     {worst['12MP JPEG']:5.1f}  (target >= 40 dB) {psnr_ok}")
+    per_core = 1 / m["ours"]["cpu"]
+    print(f"images/second/core  {per_core:5.1f}  (4 JPEG sizes of a 12MP photo)")
+
+
+THUMBOR_VENV = ROOT / "var" / "bench-venv"
+THUMBOR_CONF = """
+LOADER = "thumbor.loaders.file_loader"
+FILE_LOADER_ROOT_PATH = {root!r}
+STORAGE = "thumbor.storages.no_storage"
+RESULT_STORAGE = None
+ALLOW_UNSAFE_URL = True
+RESPECT_ORIENTATION = True
+QUALITY = 85
+PROGRESSIVE_JPEG = False
+"""
+
+
+def thumbor_binary() -> Path | None:
+    binary = THUMBOR_VENV / "bin" / "thumbor"
+    if binary.exists():
+        return binary
+    print(f"installing thumbor into {THUMBOR_VENV} (scratch venv, not a project dependency) ...")
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(THUMBOR_VENV)], check=True)
+        pip = [str(THUMBOR_VENV / "bin" / "pip"), "install", "-q", "thumbor"]
+        subprocess.run(pip, check=True, timeout=300, capture_output=True, text=True)
+    except (subprocess.SubprocessError, OSError) as exc:
+        detail = getattr(exc, "stderr", "") or exc
+        print(f"thumbor did not install on Python {sys.version.split()[0]}: {detail}")
+        return None
+    return binary
+
+
+def server_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed_gets(url: str, count: int, pid: int | None = None) -> tuple[float, float, bytes]:
+    """Median wall seconds per request and server CPU per request (if pid), after a warm-up."""
+    body = urllib.request.urlopen(url, timeout=60).read()
+    walls, cpu_before = [], server_cpu(pid) if pid else 0.0
+    for _ in range(count):
+        start = time.perf_counter()
+        body = urllib.request.urlopen(url, timeout=60).read()
+        walls.append(time.perf_counter() - start)
+    cpu = (server_cpu(pid) - cpu_before) / count if pid else float("nan")
+    return statistics.median(walls), cpu, body
+
+
+def start_thumbor(binary: Path, root: Path) -> tuple[subprocess.Popen[bytes], str]:
+    conf = root / "thumbor.conf"
+    conf.write_text(THUMBOR_CONF.format(root=str(root)))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [str(binary), "-i", "127.0.0.1", "-p", str(port), "-c", str(conf), "-l", "error"]
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{base}/healthcheck", timeout=2).read()
+            return server, base
+        except OSError:
+            time.sleep(0.3)
+    server.kill()
+    raise RuntimeError("thumbor did not answer /healthcheck within 30 s")
+
+
+def ours_in_process(data: bytes, size: thumbnails.Size, count: int) -> tuple[float, float, bytes]:
+    rendition = thumbnails.render_one(data, size)
+    walls, cpus = [], []
+    for _ in range(count):
+        wall, cpu = time.perf_counter(), time.process_time()
+        rendition = thumbnails.render_one(data, size)
+        cpus.append(time.process_time() - cpu)
+        walls.append(time.perf_counter() - wall)
+    return statistics.median(walls), statistics.median(cpus), rendition.data
+
+
+def compare_thumbor(
+    path: Path, count: int, url: str | None, md5: str | None, use_thumbor: bool
+) -> None:
+    print("\n## On-demand single size: Thumbor (HTTP, loopback) against render_one")
+    binary = thumbor_binary() if use_thumbor else None
+    data = path.read_bytes()
+    full = decode_full(data)
+    with tempfile.TemporaryDirectory(prefix="thumbor-") as tmp:
+        (Path(tmp) / "photo.jpg").write_bytes(data)
+        server, base = start_thumbor(binary, Path(tmp)) if binary else (None, "")
+        try:
+            for box in ("400x400", "1600x1600"):
+                size = thumbnails.parse_sizes(box)[0]
+                o_wall, o_cpu, o_out = ours_in_process(data, size, count)
+                line = f"fit-in/{box:9} ours in-process: {o_wall * 1e3:6.1f} ms wall"
+                line += f" {o_cpu * 1e3:6.1f} ms CPU, {psnr_vs(o_out, full):4.1f} dB"
+                if server is not None:
+                    t_url = f"{base}/unsafe/fit-in/{box}/photo.jpg"
+                    t_wall, t_cpu, t_out = timed_gets(t_url, count, server.pid)
+                    line += f" | thumbor: {t_wall * 1e3:6.1f} ms wall {t_cpu * 1e3:6.1f} ms CPU"
+                    line += f", {psnr_vs(t_out, full):4.1f} dB"
+                    line += f" | ours/thumbor wall {o_wall / t_wall:.2f} CPU {o_cpu / t_cpu:.2f}"
+                print(line)
+                if url:
+                    key = f"{md5 or hashlib.md5(data).hexdigest()}_{box}"
+                    s_wall, _, _ = timed_gets(f"{url}/images/generate?key={key}", count)
+                    ratio = f"{s_wall / t_wall:.2f}" if server is not None else "n/a"
+                    print(f"  our service GET /images/generate?key={key}: "
+                          f"{s_wall * 1e3:.1f} ms wall, ours/thumbor {ratio}")  # fmt: skip
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait(timeout=10)
+
+
+def psnr_vs(blob: bytes, full: Image.Image) -> float:
+    out = Image.open(io.BytesIO(blob))
+    return psnr(out, full.resize(out.size, Image.Resampling.LANCZOS))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=10, help="HTTP requests per Thumbor size")
+    parser.add_argument("--no-thumbor", action="store_true")
+    parser.add_argument("--url", help="our service, e.g. http://127.0.0.1:8000 (optional)")
+    parser.add_argument("--md5", help="md5 of a stored original for --url (default: bench photo)")
+    parser.add_argument("--worker", nargs=3, metavar=("VARIANT", "FILE", "ROUNDS"))
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker[0], args.worker[1], int(args.worker[2]))
+        return
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="thumb-bench-") as tmp:
+        print("building photos with tests/photos.py ...", flush=True)
+        paths = build_inputs(Path(tmp))
+        speed = speed_table(paths, args.rounds)
+        worst = quality_table(paths)
+        webp_table(paths["12MP JPEG"])
+        summary(speed, worst)
+        compare_thumbor(paths["12MP JPEG"], args.requests, args.url, args.md5, not args.no_thumbor)
+    print(f"\nfinished in {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
