@@ -119,7 +119,7 @@ def _read_snippet(response: requests.Response, deadline: float) -> str:
             raise TimeoutError(f"no complete answer within {settings.NOTIFY_TOTAL_TIMEOUT} s")
         if len(received) >= MAX_READ_BYTES:
             break
-    return received.decode("utf-8", "replace")[:SNIPPET_CHARS]
+    return received.decode("utf-8", "replace")
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -136,14 +136,14 @@ def _retry_after(response: requests.Response) -> float | None:
 
 def _scrubbed(outcome: Outcome, token: str) -> Outcome:
     def clean(text: str) -> str:
-        return redact(text.replace(token, "[redacted token]"))
+        return redact(text.replace(token, "[redacted]"))
 
     return Outcome(
         outcome.started_at,
         outcome.latency_ms,
         outcome.status_code,
         clean(outcome.error),
-        clean(outcome.snippet),
+        clean(outcome.snippet)[:SNIPPET_CHARS],  # cut after cleaning: no half token survives
         outcome.retry_after,
     )
 
