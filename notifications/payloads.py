@@ -78,6 +78,8 @@ def _labels_from_results(image: Image) -> Any:
         return None
     names = {field.name for field in results.model._meta.get_fields()}
     newest = next((f"-{name}" for name in ("created_at", "at") if name in names), "-pk")
+    if "outcome" in names:
+        results = results.exclude(outcome="")  # a run that errored decided nothing
     latest = results.order_by(newest).first()
     return getattr(latest, "labels", None)
 

@@ -115,3 +115,23 @@ def test_a_rejection_without_any_moderation_result_has_no_labels() -> None:
 
     assert notification.body["data"]["labels"] == []
     assert notification.body["data"]["reason"] == "nudity"
+
+
+def test_a_rejection_prefers_the_labels_of_the_latest_decided_moderation_result(
+    clock: Clock,
+) -> None:
+    from moderation.models import ModerationResult
+
+    image = make_image(state=State.REJECTED, decision_reason="nudity")
+    image.events.create(kind=EventKind.MODERATION, details={"labels": [{"name": "Old"}]})
+    decided = [{"name": "Explicit Nudity", "parent": "", "confidence": 98.5}]
+    ModerationResult.objects.create(
+        image=image, created_at=clock.now, backend="b", labels=decided, outcome=State.REJECTED
+    )
+    ModerationResult.objects.create(
+        image=image, created_at=clock.advance(minutes=1), backend="b", error="timeout"
+    )
+
+    notification = notify(Notification.Kind.REJECTED, image)
+
+    assert notification.body["data"]["labels"] == decided
