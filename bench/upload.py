@@ -148,7 +148,8 @@ def timing(rounds: int) -> None:
     for mode in ("json", "multipart"):
         ours = statistics.median(results[mode])
         print(
-            f"{mode:9s} upload: {ours * 1000:.1f} ms  ratio to raw work: {ours / raw:.2f}x  (target <= 2x)"
+            f"{mode:9s} upload: {ours * 1000:.1f} ms  "
+            f"ratio to raw work: {ours / raw:.2f}x  (target <= 2x)"
         )
 
 
