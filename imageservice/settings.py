@@ -399,6 +399,11 @@ _behind_tls = IMAGE_SERVICE_URL.startswith("https://")
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _behind_tls else None
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _behind_tls
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if _behind_tls else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", _behind_tls)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)  # a commitment: opt in
+# Plain http that reached us through the TLS proxy is redirected; probes and scrapes are
+# answered before this (uploads.health.ProbeMiddleware).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _behind_tls)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
 CSRF_TRUSTED_ORIGINS = [IMAGE_SERVICE_URL]

@@ -156,5 +156,6 @@ class ProbeMiddleware:
         if probe is not None and request.method in {"GET", "HEAD"}:
             response = probe(request)
             response["Cache-Control"] = "no-store"
+            response["X-Content-Type-Options"] = "nosniff"
             return response
         return self.get_response(request)

@@ -14,32 +14,42 @@ import dramatiq
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
 # PEM blocks, JWTs, Authorization values, credentials in URLs, long base64 runs (image bytes, on
-# one line or wrapped), byte literals, and the values of secret-looking keys.
-SECRET_KEY_NAME = (
-    r"[\w-]*(?:password|passwd|secret|token|signature|credential|private_key|api_key|apikey"
-    r"|access_key|authorization)[\w-]*"
+# one line or wrapped), byte literals, and the values of secret-looking keys. Every pattern is
+# linear in the text (bounded repeats, runs matched only from their start): a log line must not
+# be able to hang the process that writes it.
+SECRET_WORDS = (
+    "password|passwd|secret|token|signature|credential|private_key|api_key|apikey|access_key"
+    "|authorization"
 )
+B64 = "A-Za-z0-9+/="
 REDACTIONS = (
     (
-        re.compile(r"-----BEGIN [A-Z ]+-----.*?(-----END [A-Z ]+-----|$)", re.DOTALL),
+        re.compile(r"-----BEGIN [A-Z ]{1,40}-----.*?(?:-----END [A-Z ]{1,40}-----|$)", re.DOTALL),
         "[redacted key]",
     ),
     (re.compile(r"\beyJ[\w-]+\.[\w-]+\.[\w-]*"), "[redacted token]"),
     (re.compile(r"(?i)\b(bearer|basic)\s+\S+"), r"\1 [redacted]"),
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@"), r"\1[redacted]@"),
     (
-        re.compile(r"(?:[A-Za-z0-9+/=]{40,}(?:\\r)?(?:\\n|\r?\n)){3,}[A-Za-z0-9+/=]*"),
+        re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,30}://[^/\s:@]{0,200}:)[^@\s/]{1,200}@"),
+        r"\1[redacted]@",
+    ),
+    (
+        re.compile(rf"(?<![{B64}])(?:[{B64}]{{40,}}(?:\\r)?(?:\\n|\r?\n)){{3,}}[{B64}]*"),
         "[redacted data]",
     ),
-    (re.compile(r"[A-Za-z0-9+/=_-]{200,}"), "[redacted data]"),
+    (re.compile(rf"(?<![{B64}_-])[{B64}_-]{{200,}}"), "[redacted data]"),
     (re.compile(r"\bb'(?:[^\\']|\\.){64,}?(?:'|$)"), "[redacted bytes]"),
     (re.compile(r'\bb"(?:[^\\"]|\\.){64,}?(?:"|$)'), "[redacted bytes]"),
     (
-        re.compile(rf"(?i)\b({SECRET_KEY_NAME})(['\"]?\s*[:=]\s*|\W{{1,3}})(?!\[redacted)\S+"),
+        re.compile(
+            rf"(?i)((?:{SECRET_WORDS})[\w-]{{0,40}})(['\"]?\s*[:=]\s*|\W{{1,3}})(?!\[redacted)\S+"
+        ),
         r"\1\2[redacted]",
     ),
 )
-SECRET_KEY = re.compile(rf"(?i)^{SECRET_KEY_NAME}$")
+# Past this a message is cut before redaction: no log line needs more, and the cost stays bounded.
+MAX_LOGGED_CHARS = 64 * 1024
+SECRET_KEY = re.compile(rf"(?i)({SECRET_WORDS})")
 STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
     "message",
     "asctime",
@@ -60,6 +70,8 @@ def reset_request_id(token: contextvars.Token[str]) -> None:
 
 
 def redact(text: str) -> str:
+    if len(text) > MAX_LOGGED_CHARS:
+        text = f"{text[:MAX_LOGGED_CHARS]}... [{len(text) - MAX_LOGGED_CHARS} more characters]"
     for pattern, replacement in REDACTIONS:
         text = pattern.sub(replacement, text)
     return text
@@ -75,12 +87,14 @@ def scrub(value: Any) -> Any:
     if isinstance(value, bool | int | float) or value is None:
         return value
     if isinstance(value, dict):
-        return {
-            str(k): "[redacted]" if SECRET_KEY.match(str(k)) else scrub(v) for k, v in value.items()
-        }
+        return {str(k): scrub_item(str(k), v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [scrub(item) for item in value]
     return redact(str(value))
+
+
+def scrub_item(key: str, value: Any) -> Any:
+    return "[redacted]" if SECRET_KEY.search(key) else scrub(value)
 
 
 def safe_message(record: logging.LogRecord) -> str:
@@ -117,7 +131,7 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in vars(record).items():
             if key not in STANDARD_ATTRS and not key.startswith("_"):
-                entry[key] = "[redacted]" if SECRET_KEY.match(key) else scrub(value)
+                entry[key] = scrub_item(key, value)
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
         elif record.exc_text:
