@@ -100,7 +100,7 @@ def _icc_convert(img: Image.Image, icc: bytes, out_mode: str) -> Image.Image:
         in_mode = base
     if img.mode != in_mode:
         img = img.convert(in_mode)
-    return ImageCms.applyTransform(img, _transform(icc, in_mode, out_mode))
+    return _transform(icc, in_mode, out_mode).apply(img)
 
 
 @lru_cache(maxsize=32)

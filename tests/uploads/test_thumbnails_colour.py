@@ -82,3 +82,14 @@ def test_the_published_original_of_a_wide_gamut_photo_is_srgb():
 
     assert rendition.format == "JPEG"
     assert centre(rendition.data) == pytest.approx((0, 255, 0), abs=6)
+
+
+def test_a_broken_embedded_profile_is_treated_as_srgb():
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 150, 100)).save(
+        buffer, "JPEG", quality=95, icc_profile=b"not an ICC profile at all" * 8
+    )
+
+    rendition = render_one(buffer.getvalue(), Size(32, 32))
+
+    assert centre(rendition.data) == pytest.approx((200, 150, 100), abs=6)
