@@ -186,8 +186,16 @@ class Notification(models.Model):
                 setattr(self, name, value)
             if self.state == self.State.DELIVERED:
                 self.log_event(f"{self.receiver} was told (HTTP {outcome.status_code})", now=now)
+                self._receiver_is_back(now)
             elif self.state == self.State.FAILED:
                 self.log_event(f"notification failed: {self.failure_reason}", now=now)
+
+    def _receiver_is_back(self, now: datetime) -> None:
+        """The receiver answers again: what waits for it after an outage is due now, not hours
+        later when each backoff ends (except what it rate-limited)."""
+        Notification.objects.filter(
+            state=self.State.PENDING, url=self.url, next_attempt_at__gt=now
+        ).exclude(last_status_code=429).update(next_attempt_at=now)
 
     def _after_attempt(self, outcome: Outcome, now: datetime) -> dict[str, Any]:
         values: dict[str, Any] = {"lease_until": None, "last_status_code": outcome.status_code}

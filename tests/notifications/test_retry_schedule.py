@@ -15,7 +15,7 @@ from notifications.models import (
 )
 from notifications.tasks import enqueue_due_notifications, notify_pinster
 from tests.notifications.conftest import Clock, publish
-from tests.pinster import PinsterApi
+from tests.pinster import PinsterApi, Reply
 
 pytestmark = pytest.mark.django_db
 
@@ -109,3 +109,20 @@ def test_a_delivery_after_a_dozen_errors_is_recorded_attempt_by_attempt(
     statuses = list(notification.delivery_attempts.values_list("status_code", flat=True))
     assert statuses == [503] * 12 + [201]
     assert notification.failure_reason == ""
+
+
+def test_a_delivery_brings_forward_what_waits_for_the_same_receiver(
+    pinster: PinsterApi, clock: Clock
+) -> None:
+    pinster.answer(503, Reply(429, retry_after="3600"))
+    waiting, limited = publish(), publish()
+    notify_pinster(waiting.event_id)
+    notify_pinster(limited.event_id)
+    clock.advance(seconds=5)
+
+    notify_pinster(publish().event_id)  # PinsterApi answers again
+
+    waiting.refresh_from_db()
+    limited.refresh_from_db()
+    assert waiting.next_attempt_at == clock.now
+    assert limited.next_attempt_at > clock.now + timedelta(minutes=59)  # its Retry-After holds
