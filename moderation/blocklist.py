@@ -1,10 +1,14 @@
 """Perceptual hashes of images, and the in-process index that finds near-duplicates fast.
 
 A blocked image is found again when an upload's bytes match exactly (sha256, a database
-lookup) or when its 64-bit perceptual hash (`imagehash.phash`) is within
-BLOCKLIST_MAX_DISTANCE bits of a blocked one. Hamming distance cannot use a B-tree index, so
-each process keeps every blocked hash in a numpy uint64 array and compares against all of them
-at once (XOR + popcount): ~1 ms for 100,000 entries, see bench/moderation.py.
+lookup) or when the upload's 64-bit perceptual hash (`imagehash.phash`) is within
+BLOCKLIST_MAX_DISTANCE bits of the blocked image's, or of one of its nine 5% crops (each side,
+each corner, all round): a plain phash moves up to 16 bits when 5% is cropped off, the nearest
+stored crop at most 6 (measured in tests/moderation/test_blocklist.py and docs/moderation.md).
+
+Hamming distance cannot use a B-tree index, so each process keeps every blocked hash in a numpy
+uint64 array and compares the upload's hash against all of them at once (XOR + popcount):
+~2 ms for 100,000 entries (1,000,000 hashes), see bench/moderation.py.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import imagehash
 import numpy as np
@@ -29,6 +33,10 @@ if TYPE_CHECKING:
 
 # phash reduces to 32x32 grey; decoding a JPEG at >= 256 px (draft mode) keeps it exact enough.
 HASH_DECODE_SIZE = (256, 256)
+CROP = 0.05
+# Below this standard deviation (of 255) of the 32x32 grey thumbnail, an image is a flat colour
+# or nearly: every such image has the same phash, so it is matched by its exact bytes only.
+MIN_DETAIL = 4.0
 # New entries are read incrementally by created_at; a transaction may commit a little after
 # the timestamp it wrote, so each refresh looks back this far (ids already seen are skipped).
 LOOK_BACK = timedelta(minutes=5)
@@ -40,45 +48,66 @@ def read_original(image: Image) -> bytes:
         return bytes(original.read())
 
 
-def phash_of_pil(img: PILImage.Image) -> int:
+def _phash(img: PILImage.Image) -> int:
     return int(str(imagehash.phash(img)), 16)
 
 
-def phash_of_bytes(data: bytes) -> int:
-    """The 64-bit perceptual hash of an image as shown upright (first frame, EXIF orientation
-    applied, alpha on white). Raises ValueError when Pillow cannot decode it."""
+def perceptual_hashes(img: PILImage.Image) -> list[int]:
+    """[phash of the whole image, then of its nine 5% crops], or [] when the image has too
+    little detail for a perceptual hash to tell it from others."""
+    grey = img.convert("L")
+    thumbnail = np.asarray(grey.resize((32, 32), PILImage.Resampling.LANCZOS), dtype=np.float32)
+    if float(thumbnail.std()) < MIN_DETAIL:
+        return []
+    w, h = grey.size
+    dx, dy = max(1, round(w * CROP)), max(1, round(h * CROP))
+    boxes = [
+        (0, 0, w, h),
+        *[(dx, 0, w, h), (0, 0, w - dx, h), (0, dy, w, h), (0, 0, w, h - dy)],
+        *[(dx, dy, w, h), (0, 0, w - dx, h - dy), (0, dy, w - dx, h), (dx, 0, w, h - dy)],
+        (dx // 2, dy // 2, w - dx // 2, h - dy // 2),
+    ]
+    return [_phash(grey.crop(box)) for box in boxes]
+
+
+def decode_upright(data: bytes) -> PILImage.Image:
+    """The image as shown: first frame, EXIF orientation applied, alpha on white, decoded at
+    about HASH_DECODE_SIZE. Raises ValueError when Pillow cannot decode it."""
     try:
         img, orientation = imaging.open_lazily(data)
-        upright = imaging.flatten(imaging.decode(img, orientation, HASH_DECODE_SIZE), (255,) * 3)
+        return imaging.flatten(imaging.decode(img, orientation, HASH_DECODE_SIZE), (255,) * 3)
     except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as exc:
         raise ValueError(f"cannot decode image for hashing: {exc}") from exc
-    return phash_of_pil(upright)
 
 
-_recent_hashes: dict[str, int | None] = {}
+def hashes_of_bytes(data: bytes) -> list[int]:
+    return perceptual_hashes(decode_upright(data))
+
+
+_recent_hashes: dict[str, list[int]] = {}
 _recent_lock = threading.Lock()
 
 
-def remember(sha256: str, phash: int | None) -> None:
-    """Keep a hash just computed, for the rejection that may follow (see phash_of_image)."""
+def remember(sha256: str, hashes: list[int]) -> None:
+    """Keep hashes just computed, for the rejection that may follow (see hashes_of_image)."""
     with _recent_lock:
         if len(_recent_hashes) >= 256:
             _recent_hashes.pop(next(iter(_recent_hashes)))
-        _recent_hashes[sha256] = phash
+        _recent_hashes[sha256] = hashes
 
 
-def phash_of_image(image: Image) -> int | None:
-    """The perceptual hash of a stored image, None when it cannot be decoded. Reads the
+def hashes_of_image(image: Image) -> list[int]:
+    """The perceptual hashes of a stored image ([] when it cannot be decoded). Reads the
     original unless moderation hashed these bytes a moment ago in this process."""
     with _recent_lock:
         if image.sha256 in _recent_hashes:
             return _recent_hashes[image.sha256]
     try:
-        value: int | None = phash_of_bytes(read_original(image))
+        hashes = hashes_of_bytes(read_original(image))
     except ValueError:
-        value = None
-    remember(image.sha256, value)
-    return value
+        hashes = []
+    remember(image.sha256, hashes)
+    return hashes
 
 
 def hamming(a: int, b: int) -> int:
@@ -114,7 +143,9 @@ class HashIndex:
     def refresh(self) -> None:
         from moderation.models import BlockedImage
 
-        rows = BlockedImage.objects.exclude(phash=None).values_list("id", "phash", "created_at")
+        rows = BlockedImage.objects.exclude(phash=None).values_list(
+            "id", "phash", "crop_hashes", "created_at"
+        )
         with self._lock:
             now = timezone.now()
             if time.monotonic() - self._loaded_at > FULL_RELOAD_SECONDS:
@@ -129,25 +160,30 @@ class HashIndex:
                     self._ids = np.concatenate([self._ids, ids])
                     self._hashes = np.concatenate([self._hashes, hashes])
             cutoff = now - LOOK_BACK
-            self._seen.update((r[0], r[2]) for r in new if r[2] >= cutoff)
+            self._seen.update((r[0], r[3]) for r in new if r[3] >= cutoff)
             self._seen = {pk: at for pk, at in self._seen.items() if at >= cutoff}
             self._refreshed_at = now
 
     def nearest(self, phash: int, max_distance: int, limit: int = 5) -> list[Candidate]:
-        """Entries within `max_distance` bits of `phash`, nearest first."""
+        """Entries with a stored hash within `max_distance` bits of `phash`, nearest first."""
         ids, hashes = self._ids, self._hashes  # one consistent snapshot, without the lock
         if not len(ids):
             return []
         distances = np.bitwise_count(hashes ^ np.uint64(phash))
         hits = np.flatnonzero(distances <= max_distance)
-        order = hits[np.argsort(distances[hits], kind="stable")][:limit]
-        return [Candidate(int(ids[i]), int(distances[i])) for i in order]
+        found: dict[int, int] = {}
+        for i in hits[np.argsort(distances[hits], kind="stable")]:
+            found.setdefault(int(ids[i]), int(distances[i]))
+            if len(found) == limit:
+                break
+        return [Candidate(entry_id, distance) for entry_id, distance in found.items()]
 
 
-def _arrays(rows: list[tuple[int, int, datetime]]) -> tuple[np.ndarray, np.ndarray]:
-    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    hashes = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
-    return ids, hashes.view(np.uint64)
+def _arrays(rows: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """One (entry id, hash) pair per stored hash: the whole image's and each crop's."""
+    ids = [pk for pk, phash, crops, _ in rows for _ in range(1 + len(crops))]
+    hashes = [h for _, phash, crops, _ in rows for h in (phash, *crops)]
+    return np.array(ids, dtype=np.int64), np.array(hashes, dtype=np.int64).view(np.uint64)
 
 
 index = HashIndex()
@@ -168,22 +204,21 @@ class Match:
         }
 
 
-def lookup(sha256: str, phash: int | None, max_distance: int) -> Match | None:
-    """The blocklist entry these bytes or this look match, nearest first; None if none."""
-    from moderation.models import BlockedImage, to_unsigned64
+def lookup(sha256: str, hashes: list[int], max_distance: int) -> Match | None:
+    """The blocklist entry these bytes (sha256) or this look (the upload's whole-image phash,
+    `hashes[0]`) match, nearest first; None if none."""
+    from moderation.models import BlockedImage
 
     exact = BlockedImage.objects.filter(sha256=sha256).first()
     if exact is not None:
         return Match(exact, 0, "sha256")
-    if phash is None:
+    if not hashes:
         return None
     index.refresh()
-    candidates = index.nearest(phash, max_distance)
+    candidates = index.nearest(hashes[0], max_distance)
     entries = BlockedImage.objects.in_bulk([c.entry_id for c in candidates])
     for candidate in candidates:
         entry = entries.get(candidate.entry_id)  # gone when deleted since the last reload
-        if entry is not None and entry.phash is not None:
-            distance = hamming(to_unsigned64(entry.phash), phash)
-            if distance <= max_distance:
-                return Match(entry, distance, "phash")
+        if entry is not None and entry.distance_to(hashes[0]) <= max_distance:
+            return Match(entry, entry.distance_to(hashes[0]), "phash")
     return None

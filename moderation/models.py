@@ -72,39 +72,36 @@ class BlockedImageManager(models.Manager["BlockedImage"]):
         self, image: Image, *, reason: str = "", added_by: Any = None
     ) -> BlockedImage:
         """Blocklist an image's bytes and look. Safe to run twice: an image already on the
-        list keeps its entry. Reads the original from private storage; a storage error raises
-        (the rejection that called it rolls back and is retried)."""
+        list keeps its entry. Reads the original from private storage unless moderation just
+        hashed it; a storage error raises (the rejection that called it rolls back)."""
         from moderation import blocklist
 
         existing = self.filter(sha256=image.sha256).first()
         if existing is not None:
             return existing
-        phash = blocklist.phash_of_image(image)
-        entry, _ = self.get_or_create(
-            sha256=image.sha256,
-            defaults={
-                "phash": None if phash is None else to_signed64(phash),
-                "source_image": image,
-                "reason": reason or image.decision_reason,
-                "added_by": added_by,
-            },
-        )
-        return entry
+        hashes = blocklist.hashes_of_image(image)
+        return self._add(image.sha256, hashes, image, reason or image.decision_reason, added_by)
 
     def add_from_bytes(
         self, data: bytes, *, reason: str = "", added_by: Any = None, source_image: Any = None
     ) -> BlockedImage:
         """Blocklist an image that was never uploaded here (e.g. a file a moderator has).
-        Raises ValueError when `data` is not an image Pillow can read."""
+        Safe to run twice. Raises ValueError when `data` is not an image Pillow can read."""
         from moderation import blocklist
 
+        hashes = blocklist.hashes_of_bytes(data)
         sha256 = hashlib.sha256(data).hexdigest()
-        phash = blocklist.phash_of_bytes(data)
+        return self._add(sha256, hashes, source_image, reason, added_by)
+
+    def _add(
+        self, sha256: str, hashes: list[int], source: Any, reason: str, added_by: Any
+    ) -> BlockedImage:
         entry, _ = self.get_or_create(
             sha256=sha256,
             defaults={
-                "phash": to_signed64(phash),
-                "source_image": source_image,
+                "phash": to_signed64(hashes[0]) if hashes else None,
+                "crop_hashes": [to_signed64(h) for h in hashes[1:]],
+                "source_image": source,
                 "reason": reason,
                 "added_by": added_by,
             },
@@ -116,8 +113,11 @@ class BlockedImage(models.Model):
     """An image no upload may copy: exact bytes (sha256) or look-alikes (perceptual hash)."""
 
     sha256 = models.CharField(max_length=64, unique=True)
-    # imagehash.phash (64 bits) as a signed bigint; null when the image could not be decoded.
+    # imagehash.phash (64 bits) as a signed bigint; null for an image with no usable look
+    # (undecodable, or a flat colour), which only its exact bytes match.
     phash = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # The phash of nine 5% crops of the image, so a lightly cropped copy is found too.
+    crop_hashes = models.JSONField(default=list, blank=True, editable=False)
     source_image = models.ForeignKey(
         Image,
         null=True,
@@ -140,6 +140,11 @@ class BlockedImage(models.Model):
     def __str__(self) -> str:
         source = f" from image {self.source_image_id}" if self.source_image_id else ""
         return f"Blocked {self.sha256[:12]}…{source}"
+
+    def distance_to(self, phash: int) -> int:
+        """Bits between `phash` (unsigned) and the nearest of this entry's hashes."""
+        stored = [h for h in (self.phash, *self.crop_hashes) if h is not None]
+        return min(((to_unsigned64(h) ^ phash).bit_count() for h in stored), default=65)
 
     @property
     def phash_hex(self) -> str:

@@ -62,11 +62,11 @@ def moderate(
 
 def _blocklist_match(image: Image, original: Original) -> blocklist.Match | None:
     try:
-        phash: int | None = blocklist.phash_of_pil(original.upright(blocklist.HASH_DECODE_SIZE))
+        hashes = blocklist.perceptual_hashes(original.upright(blocklist.HASH_DECODE_SIZE))
     except UnmoderatableImage:
-        phash = None  # still matched by sha256; the backend reports the decoding problem
-    blocklist.remember(image.sha256, phash)
-    return blocklist.lookup(image.sha256, phash, settings.BLOCKLIST_MAX_DISTANCE)
+        hashes = []  # still matched by sha256; the backend reports the decoding problem
+    blocklist.remember(image.sha256, hashes)  # for the blocklist entry if it is rejected
+    return blocklist.lookup(image.sha256, hashes, settings.BLOCKLIST_MAX_DISTANCE)
 
 
 def _detect(
