@@ -204,21 +204,27 @@ class Match:
         }
 
 
-def lookup(sha256: str, hashes: list[int], max_distance: int) -> Match | None:
+def lookup(
+    sha256: str, hashes: list[int], max_distance: int, *, image: Image | None = None
+) -> Match | None:
     """The blocklist entry these bytes (sha256) or this look (the upload's whole-image phash,
-    `hashes[0]`) match, nearest first; None if none."""
+    `hashes[0]`) match, nearest first; None if none. An entry made from `image` itself does
+    not count (re-moderating a rejected image asks what the policy says now)."""
     from moderation.models import BlockedImage
 
-    exact = BlockedImage.objects.filter(sha256=sha256).first()
+    entries = BlockedImage.objects.all()
+    if image is not None:
+        entries = entries.exclude(source_image_id=image.pk)
+    exact = entries.filter(sha256=sha256).first()
     if exact is not None:
         return Match(exact, 0, "sha256")
     if not hashes:
         return None
     index.refresh()
     candidates = index.nearest(hashes[0], max_distance)
-    entries = BlockedImage.objects.in_bulk([c.entry_id for c in candidates])
+    found = entries.in_bulk([c.entry_id for c in candidates])
     for candidate in candidates:
-        entry = entries.get(candidate.entry_id)  # gone when deleted since the last reload
+        entry = found.get(candidate.entry_id)  # gone when deleted since the last reload
         if entry is not None and entry.distance_to(hashes[0]) <= max_distance:
             return Match(entry, entry.distance_to(hashes[0]), "phash")
     return None

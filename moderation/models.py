@@ -71,16 +71,18 @@ class BlockedImageManager(models.Manager["BlockedImage"]):
     def add_from_image(
         self, image: Image, *, reason: str = "", added_by: Any = None
     ) -> BlockedImage:
-        """Blocklist an image's bytes and look. Safe to run twice: an image already on the
-        list keeps its entry. Reads the original from private storage unless moderation just
-        hashed it; a storage error raises (the rejection that called it rolls back)."""
+        """Blocklist an image's bytes and look, by default with the reason and moderator of
+        its rejection. Safe to run twice: an image already on the list keeps its entry. Reads
+        the original from private storage unless moderation just hashed it; a storage error
+        raises (the rejection that called it rolls back)."""
         from moderation import blocklist
 
         existing = self.filter(sha256=image.sha256).first()
         if existing is not None:
             return existing
         hashes = blocklist.hashes_of_image(image)
-        return self._add(image.sha256, hashes, image, reason or image.decision_reason, added_by)
+        reason = reason or image.decision_reason
+        return self._add(image.sha256, hashes, image, reason, added_by or image.decided_by)
 
     def add_from_bytes(
         self, data: bytes, *, reason: str = "", added_by: Any = None, source_image: Any = None

@@ -66,7 +66,7 @@ def _blocklist_match(image: Image, original: Original) -> blocklist.Match | None
     except UnmoderatableImage:
         hashes = []  # still matched by sha256; the backend reports the decoding problem
     blocklist.remember(image.sha256, hashes)  # for the blocklist entry if it is rejected
-    return blocklist.lookup(image.sha256, hashes, settings.BLOCKLIST_MAX_DISTANCE)
+    return blocklist.lookup(image.sha256, hashes, settings.BLOCKLIST_MAX_DISTANCE, image=image)
 
 
 def _detect(
