@@ -39,13 +39,14 @@ class ReadOnlyMixin:
         return False
 
 
-@admin.display(description="state", ordering="state")
-def state_badge(notification: Notification) -> str:
-    colour = STATE_COLOURS.get(notification.state, "inherit")
-    label = notification.get_state_display()
-    if notification.state == Notification.State.FAILED:
-        return format_html('<strong style="color:{}">&#9888; {}</strong>', colour, label)
-    return format_html('<span style="color:{}">{}</span>', colour, label)
+class StateBadge:
+    @admin.display(description="state", ordering="state")
+    def state_badge(self, notification: Notification) -> str:
+        colour = STATE_COLOURS.get(notification.state, "inherit")
+        label = notification.get_state_display()
+        if notification.state == Notification.State.FAILED:
+            return format_html('<strong style="color:{}">&#9888; {}</strong>', colour, label)
+        return format_html('<span style="color:{}">{}</span>', colour, label)
 
 
 class DeliveryAttemptInline(ReadOnlyMixin, admin.TabularInline):
@@ -57,11 +58,11 @@ class DeliveryAttemptInline(ReadOnlyMixin, admin.TabularInline):
     can_delete = False
 
 
-class NotificationInline(ReadOnlyMixin, admin.TabularInline):
+class NotificationInline(StateBadge, ReadOnlyMixin, admin.TabularInline):
     """An image's notifications, for the image's admin page."""
 
     model = Notification
-    fields = ("event", "kind", state_badge, "attempts", "last_status_code", "delivered_at")
+    fields = ("event", "kind", "state_badge", "attempts", "last_status_code", "delivered_at")
     readonly_fields = fields
     ordering = ("created_at",)
     extra = 0
@@ -74,11 +75,11 @@ class NotificationInline(ReadOnlyMixin, admin.TabularInline):
 
 
 @admin.register(Notification)
-class NotificationAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class NotificationAdmin(StateBadge, ReadOnlyMixin, admin.ModelAdmin):
     list_display = (
         "created_at",
         "kind",
-        state_badge,
+        "state_badge",
         "image_link",
         "attempts",
         "last_status_code",
@@ -95,7 +96,7 @@ class NotificationAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "id",
         "image_link",
         "kind",
-        state_badge,
+        "state_badge",
         "failure_reason",
         "url",
         "attempts",

@@ -55,24 +55,20 @@ class Outcome:
 
 
 def send(notification: Notification) -> Outcome:
-    """POST the notification once, with a fresh token; never raises for network or HTTP
-    errors, and keeps the token out of everything it returns or logs."""
-    data = notification.body["data"]
-    token = signing.service_token(
-        imageable_type=data["imageable_type"], imageable_id=data["imageable_id"]
-    )
-    headers = {
-        "Authorization": f"Bearer {token}",
-        "Content-Type": "application/json",
-        "Idempotency-Key": notification.event_id,
-        "X-Event-Id": notification.event_id,
-        "User-Agent": "ImageService",
-    }
-    if current_request_id():
-        headers["X-Request-Id"] = current_request_id()
+    """POST the notification once, with a fresh token; never raises for network, HTTP or
+    signing errors, and keeps the token out of everything it returns or logs."""
     started_at, started = timezone.now(), time.monotonic()
-    outcome = _post(notification.url, json.dumps(notification.body), headers, started_at, started)
-    outcome = _scrubbed(outcome, token)
+    data = notification.body["data"]
+    try:
+        token = signing.service_token(
+            imageable_type=data["imageable_type"], imageable_id=data["imageable_id"]
+        )
+    except (ValueError, TypeError, IndexError) as exc:  # a bad key: no detail, it may quote it
+        outcome = Outcome(started_at, 0, error=f"cannot sign the token: {type(exc).__name__}")
+    else:
+        body = json.dumps(notification.body)
+        outcome = _post(notification.url, body, _headers(notification, token), started_at, started)
+        outcome = _scrubbed(outcome, token)
     level = logging.INFO if outcome.delivered else logging.WARNING
     log.log(
         level,
@@ -87,6 +83,19 @@ def send(notification: Notification) -> Outcome:
     return outcome
 
 
+def _headers(notification: Notification, token: str) -> dict[str, str]:
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/json",
+        "Idempotency-Key": notification.event_id,
+        "X-Event-Id": notification.event_id,
+        "User-Agent": "ImageService",
+    }
+    if current_request_id():
+        headers["X-Request-Id"] = current_request_id()
+    return headers
+
+
 def _post(
     url: str, body: str, headers: dict[str, str], started_at: datetime, started: float
 ) -> Outcome:
@@ -98,7 +107,7 @@ def _post(
         ) as response:
             snippet = _read_snippet(response, deadline)
             retry_after = _retry_after(response)
-    except (requests.RequestException, TimeoutError) as exc:
+    except (requests.RequestException, OSError, ValueError) as exc:
         return Outcome(started_at, _ms_since(started), error=f"{type(exc).__name__}: {exc}")
     return Outcome(
         started_at,

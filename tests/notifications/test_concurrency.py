@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 from dramatiq import Message
 
@@ -122,3 +123,16 @@ def test_duplicate_messages_make_a_single_attempt(pinster: PinsterApi) -> None:
     assert len(pinster.requests()) == 1
     notification.refresh_from_db()
     assert (notification.state, notification.attempts) == (Notification.State.DELIVERED, 1)
+
+
+@pytest.mark.django_db
+def test_a_redelivery_is_refused_while_an_attempt_is_in_flight(clock: Clock) -> None:
+    notification = publish()
+    assert notification.claim()
+    operator = User.objects.create_user("operator")
+
+    assert not notification.redeliver(by=operator)
+    clock.advance(seconds=SENDING_LEASE_SECONDS + 1)  # the worker died: its lease ran out
+    assert notification.redeliver(by=operator)
+    notification.refresh_from_db()
+    assert notification.state == Notification.State.PENDING

@@ -212,3 +212,16 @@ def test_a_takedown_through_the_model_method_tells_the_rejection_receiver(
     assert received.body["data"]["reason"] == "reported: not the owner's photo"
     assert notification.kind == Notification.Kind.TAKEN_DOWN
     assert notification.state == Notification.State.DELIVERED
+
+
+@override_settings(PRIVATE_KEYS=["-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----"])
+def test_a_key_that_cannot_sign_is_an_attempt_error_that_follows_the_schedule(
+    pinster: PinsterApi,
+) -> None:
+    notification = deliver(publish())
+
+    [attempt] = notification.delivery_attempts.all()
+    assert attempt.error == "cannot sign the token: ValueError"
+    assert "broken" not in attempt.error
+    assert notification.state == Notification.State.PENDING
+    assert pinster.requests() == []
