@@ -159,3 +159,26 @@ def broker_in_use(new_broker):  # type: ignore[no-untyped-def]
             actor.broker = old
         dramatiq.set_broker(old)
         new_broker.close()
+
+
+@contextmanager
+def rabbitmq_vhost() -> Iterator[str]:
+    """A fresh vhost on the local RabbitMQ (guest/guest), so concurrent runs never share queues;
+    yields its amqp:// URL."""
+    import uuid
+
+    if not port_open("127.0.0.1", 5672) or shutil.which("rabbitmqctl") is None:
+        missing_service("RabbitMQ on 127.0.0.1:5672 with rabbitmqctl")
+    vhost = f"imageservice-test-{uuid.uuid4().hex[:8]}"
+    ctl = ["rabbitmqctl", "-q"]
+    subprocess.run([*ctl, "add_vhost", vhost], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [*ctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    try:
+        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    finally:
+        subprocess.run([*ctl, "delete_vhost", vhost], capture_output=True, timeout=60)

@@ -268,3 +268,24 @@ def test_an_image_whose_redis_queue_was_flushed_is_finished_after_reconciliation
         finally:
             worker.stop()
     assert image.state == State.PUBLISHED
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_travels_to_published_through_rabbitmq_with_confirmed_delivery(post):
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+    if connection.vendor != "postgresql":
+        services.missing_service("PostgreSQL (worker threads and the test share the database)")
+    with services.rabbitmq_vhost() as url:
+        broker = RabbitmqBroker(url=url, confirm_delivery=True)
+        with services.broker_in_use(broker) as rabbit:
+            worker = dramatiq.Worker(rabbit, worker_threads=2, worker_timeout=100)
+            worker.start()
+            try:
+                image_id = post({"data": {"image": data_url(photo(800, 600))}}).json()["id"]
+                image = wait_for_state(image_id, {State.PUBLISHED, State.FAILED})
+            finally:
+                worker.stop()
+    assert image.state == State.PUBLISHED
+    assert_no_transition_twice(image)
