@@ -105,6 +105,6 @@ class PinsterTokenAuthentication(JWTStatelessUserAuthentication):
 
     def get_validated_token(self, raw_token: bytes) -> Token:
         try:
-            return UploadToken(raw_token)
+            return UploadToken(raw_token)  # type: ignore[arg-type]  # simplejwt takes bytes
         except (TokenError, TokenBackendError) as exc:
             raise InvalidToken(str(exc.args[0]) if exc.args else "Token is invalid") from None

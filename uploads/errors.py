@@ -90,7 +90,7 @@ def _from_drf(exc: exceptions.APIException) -> ApiError:
     if isinstance(exc, exceptions.AuthenticationFailed):
         return ApiError("invalid_token", "The token is not valid.", status.HTTP_403_FORBIDDEN)
     if isinstance(exc, exceptions.Throttled):
-        wait = max(1, int(exc.wait or 1))
+        wait = max(1, int(getattr(exc, "wait", None) or 1))
         return ApiError(
             "throttled",
             f"Too many uploads. Try again in {wait} seconds.",

@@ -22,6 +22,10 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 Image.MAX_IMAGE_PIXELS = settings.MAX_IMAGE_PIXELS
 # Larger PNGs are checked by their CRCs only, to bound a request's memory.
 FULL_DECODE_PIXELS = 16_000_000
+# WebP and HEIF decoders hold several full-size buffers (measured peaks: ~15 and ~7 bytes per
+# pixel, so an 87 KB 7000x7000 WebP took 750 MB): larger ones are only parsed here, and decoded
+# by the worker, which fails them cleanly if they are corrupt.
+LOAD_PIXELS = {"WEBP": 4_000_000, "HEIF": 8_000_000}
 # Text chunks are metadata we never keep: a zTXt "bomb" must not inflate in memory.
 PngImagePlugin.MAX_TEXT_CHUNK = 256 * 1024
 PngImagePlugin.MAX_TEXT_MEMORY = 1024 * 1024
@@ -191,7 +195,7 @@ def _check_decodes(image: Image.Image, data: bytes, family: str) -> None:
             if image.width * image.height <= FULL_DECODE_PIXELS:
                 with Image.open(io.BytesIO(data), formats=["PNG"]) as again:
                     again.load()
-        else:
+        elif image.width * image.height <= LOAD_PIXELS.get(family, FULL_DECODE_PIXELS):
             image.load()
     except Image.DecompressionBombError:
         raise unprocessable("image_too_large", "The image has too many pixels.") from None
@@ -210,6 +214,7 @@ def _check_jpeg_complete(image: Image.Image, data: bytes) -> None:
     1/8-scale draft decode costs more than all the other work of an upload). The worker
     decodes the image fully anyway, and fails it cleanly if the scan data is corrupt.
     """
-    scan_start = image.tile[0][2] if image.tile else 0
+    tile = getattr(image, "tile", None)
+    scan_start = tile[0][2] if tile else 0
     if data.find(b"\xff\xd9", scan_start) == -1:
         raise unprocessable("corrupt_image", "The image is damaged or incomplete.")

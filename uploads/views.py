@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -19,6 +19,7 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from uploads import publishing
+from uploads.authentication import Uploader
 from uploads.errors import ApiError, unavailable
 from uploads.models import Image, State
 from uploads.serializers import ImageSerializer, parse_upload
@@ -78,7 +79,8 @@ class UploadView(APIView):
     def post(self, request: Request) -> Response:
         with upload_slot():
             payload = parse_upload(request)
-            image, created = receive_upload(uploader=request.user, payload=payload)
+            uploader = cast(Uploader, request.user)  # set by PinsterTokenAuthentication
+            image, created = receive_upload(uploader=uploader, payload=payload)
         body = ImageSerializer(image).data
         headers = {"Location": body["status_url"]}
         return Response(
