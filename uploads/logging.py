@@ -112,8 +112,11 @@ def safe_message(record: logging.LogRecord) -> str:
 
 
 class RequestIdFilter(logging.Filter):
+    """Adds the current request id, unless the record brings its own (gunicorn's access log)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = _request_id.get()
+        if not getattr(record, "request_id", ""):
+            record.request_id = _request_id.get()
         return True
 
 
