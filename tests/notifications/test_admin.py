@@ -178,3 +178,24 @@ def test_redelivering_a_rejection_with_no_url_configured_says_why_it_did_not(
     assert "not redelivered" in response.content.decode()
     notification.refresh_from_db()
     assert notification.state == Notification.State.SKIPPED
+
+
+def test_a_skipped_rejection_is_sent_when_redelivered_once_a_url_is_configured(
+    admin_client: Client,
+    pinster: PinsterApi,
+    settings: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    receiver = settings.REJECTION_NOTIFY_URL
+    settings.REJECTION_NOTIFY_URL = ""
+    image = make_image(state="rejected", decision_reason="spam")
+    notification = Notification.objects.create_for(image, Notification.Kind.REJECTED)
+    settings.REJECTION_NOTIFY_URL = receiver
+
+    with django_capture_on_commit_callbacks(execute=True):
+        redeliver(admin_client, notification)
+    notify_pinster(notification.event_id)
+
+    assert pinster.deliveries_per_event() == {notification.event_id: 1}
+    notification.refresh_from_db()
+    assert (notification.state, notification.url) == (Notification.State.DELIVERED, receiver)
