@@ -183,6 +183,7 @@ def test_redelivering_a_rejection_with_no_url_configured_says_why_it_did_not(
 def test_a_skipped_rejection_is_sent_when_redelivered_once_a_url_is_configured(
     admin_client: Client,
     pinster: PinsterApi,
+    broker: Any,
     settings: Any,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
