@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from notifications.delivery import Outcome
 
 # Backoff: 1 min, 2 min, 4 min ... capped at 6 h, each with "equal jitter" (half to all of it),
-# until NOTIFY_RETRY_HOURS after the event: about 24 attempts over three days.
+# until NOTIFY_RETRY_HOURS after the event: 23 to 27 attempts over three days.
 RETRY_BASE_SECONDS = 60
 RETRY_MAX_DELAY_SECONDS = 6 * 3600
 # How long one attempt may hold a notification before another worker may take it over.
