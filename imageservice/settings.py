@@ -372,7 +372,7 @@ REKOGNITION_ENDPOINT_URL = env_str("REKOGNITION_ENDPOINT_URL") or None
 REKOGNITION_MAX_ATTEMPTS = env_int("REKOGNITION_MAX_ATTEMPTS", 3, minimum=1)  # botocore standard
 REKOGNITION_TIMEOUT_SECONDS = env_float("REKOGNITION_TIMEOUT_SECONDS", 10.0, minimum=0.1)
 LOCAL_MODEL_THREADS = env_int("LOCAL_MODEL_THREADS", 0)  # onnxruntime intra-op; 0 = its default
-BLOCKLIST_MAX_DISTANCE = env_int("BLOCKLIST_MAX_DISTANCE", 8, minimum=0)  # bits of 64
+BLOCKLIST_MAX_DISTANCE = env_int("BLOCKLIST_MAX_DISTANCE", 6, minimum=0)  # bits of 64
 BLOCKLIST_ACTION = env_choice("BLOCKLIST_ACTION", "review", {"review", "reject"})
 
 # --- Notifications to PinsterApi -------------------------------------------------------------

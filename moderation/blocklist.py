@@ -16,13 +16,12 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import imagehash
 import numpy as np
 from django.core.files.storage import storages
-from django.utils import timezone
+from django.db.models import Q
 from PIL import Image as PILImage
 
 from uploads import imaging
@@ -33,14 +32,15 @@ if TYPE_CHECKING:
 
 # phash reduces to 32x32 grey; decoding a JPEG at >= 256 px (draft mode) keeps it exact enough.
 HASH_DECODE_SIZE = (256, 256)
+HASH_WORKING_SIDE = 128
 CROP = 0.05
 # Below this standard deviation (of 255) of the 32x32 grey thumbnail, an image is a flat colour
 # or nearly: every such image has the same phash, so it is matched by its exact bytes only.
 MIN_DETAIL = 4.0
-# New entries are read incrementally by created_at; a transaction may commit a little after
-# the timestamp it wrote, so each refresh looks back this far (ids already seen are skipped).
-LOOK_BACK = timedelta(minutes=5)
-FULL_RELOAD_SECONDS = 600
+# How long an id skipped by the sequence is looked for (an insert still in flight); seconds.
+LOOK_BACK = 300.0
+MAX_FOLLOWED_GAPS = 1000
+FULL_RELOAD_SECONDS = 3600
 
 
 def read_original(image: Image) -> bytes:
@@ -56,6 +56,10 @@ def perceptual_hashes(img: PILImage.Image) -> list[int]:
     """[phash of the whole image, then of its nine 5% crops], or [] when the image has too
     little detail for a perceptual hash to tell it from others."""
     grey = img.convert("L")
+    scale = HASH_WORKING_SIDE / max(grey.size)
+    if scale < 1:  # phash shrinks to 32x32 itself; a cheap box filter first saves most of it
+        size = (max(1, round(grey.width * scale)), max(1, round(grey.height * scale)))
+        grey = grey.resize(size, PILImage.Resampling.BOX)
     thumbnail = np.asarray(grey.resize((32, 32), PILImage.Resampling.LANCZOS), dtype=np.float32)
     if float(thumbnail.std()) < MIN_DETAIL:
         return []
@@ -123,18 +127,19 @@ class Candidate:
 class HashIndex:
     """Every blocked perceptual hash of the database, in memory, for one process.
 
-    Refreshed before each look-up: new rows are fetched by created_at (a small indexed query),
-    and everything is reloaded every FULL_RELOAD_SECONDS. Rows deleted since the last reload
-    may still be returned as candidates; callers confirm candidates against the database.
-    Thread-safe.
+    Refreshed before each look-up by one indexed query: rows with an id above the highest seen,
+    plus ids below it still missing less than LOOK_BACK ago (a transaction that took its id
+    before another but committed after it). Everything is reloaded every FULL_RELOAD_SECONDS
+    to shed deleted rows; until then a deleted row may come back as a candidate, so callers
+    confirm candidates against the table. Thread-safe.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._ids = np.empty(0, dtype=np.int64)
         self._hashes = np.empty(0, dtype=np.uint64)
-        self._seen: dict[int, datetime] = {}  # id -> created_at, for rows inside the look-back
-        self._refreshed_at = timezone.now()
+        self._max_id = 0
+        self._missing: dict[int, float] = {}  # id below _max_id not seen yet -> when noticed
         self._loaded_at = -float("inf")
 
     def __len__(self) -> int:
@@ -143,26 +148,37 @@ class HashIndex:
     def refresh(self) -> None:
         from moderation.models import BlockedImage
 
-        rows = BlockedImage.objects.exclude(phash=None).values_list(
-            "id", "phash", "crop_hashes", "created_at"
-        )
+        rows = BlockedImage.objects.values_list("id", "phash", "crop_hashes").order_by("id")
         with self._lock:
-            now = timezone.now()
-            if time.monotonic() - self._loaded_at > FULL_RELOAD_SECONDS:
+            now = time.monotonic()
+            if now - self._loaded_at > FULL_RELOAD_SECONDS:
                 new = list(rows)
                 self._ids, self._hashes = _arrays(new)
-                self._seen, self._loaded_at = {}, time.monotonic()
+                self._loaded_at, self._max_id, self._missing = now, 0, {}
             else:
-                since = self._refreshed_at - LOOK_BACK
-                new = [r for r in rows.filter(created_at__gte=since) if r[0] not in self._seen]
+                new = list(rows.filter(Q(id__gt=self._max_id) | Q(id__in=list(self._missing))))
                 if new:
                     ids, hashes = _arrays(new)
                     self._ids = np.concatenate([self._ids, ids])
                     self._hashes = np.concatenate([self._hashes, hashes])
-            cutoff = now - LOOK_BACK
-            self._seen.update((r[0], r[3]) for r in new if r[3] >= cutoff)
-            self._seen = {pk: at for pk, at in self._seen.items() if at >= cutoff}
-            self._refreshed_at = now
+            self._track_missing([row[0] for row in new], now)
+
+    def _track_missing(self, ids: list[int], now: float) -> None:
+        for pk in ids:
+            self._missing.pop(pk, None)
+        top = max(ids, default=self._max_id)
+        if self._loaded_at == now:  # a full load: gaps in it are not worth following
+            self._max_id = top
+            return
+        found = set(ids)
+        gaps = top - self._max_id - len(found)
+        # Not after an empty table (ids of rolled-back rows), nor across a sequence jump.
+        if self._max_id and gaps <= MAX_FOLLOWED_GAPS:
+            for pk in range(self._max_id + 1, top):
+                if pk not in found:
+                    self._missing[pk] = now
+        self._max_id = max(self._max_id, top)
+        self._missing = {pk: at for pk, at in self._missing.items() if now - at < LOOK_BACK}
 
     def nearest(self, phash: int, max_distance: int, limit: int = 5) -> list[Candidate]:
         """Entries with a stored hash within `max_distance` bits of `phash`, nearest first."""
@@ -181,8 +197,9 @@ class HashIndex:
 
 def _arrays(rows: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     """One (entry id, hash) pair per stored hash: the whole image's and each crop's."""
-    ids = [pk for pk, phash, crops, _ in rows for _ in range(1 + len(crops))]
-    hashes = [h for _, phash, crops, _ in rows for h in (phash, *crops)]
+    rows = [row for row in rows if row[1] is not None]
+    ids = [pk for pk, _, crops in rows for _ in range(1 + len(crops))]
+    hashes = [h for _, phash, crops in rows for h in (phash, *crops)]
     return np.array(ids, dtype=np.int64), np.array(hashes, dtype=np.int64).view(np.uint64)
 
 

@@ -6,6 +6,7 @@ import io
 import random
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.files.storage import storages
 from PIL import Image as PILImage
 
@@ -19,6 +20,7 @@ from uploads.models import State
 pytestmark = pytest.mark.django_db
 
 SUBJECTS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle")
+MAX_DISTANCE = django_settings.BLOCKLIST_MAX_DISTANCE
 
 
 def rejected(subject: str = "astronaut") -> bytes:
@@ -64,11 +66,11 @@ def test_a_transformed_copy_of_a_rejected_photo_is_caught(how, subject):
     entry = BlockedImage.objects.add_from_bytes(rejected(subject), reason="explicit")
     copy = transformed(rejected(subject), how)
 
-    match = blocklist.lookup("0" * 64, blocklist.hashes_of_bytes(copy), 8)
+    match = blocklist.lookup("0" * 64, blocklist.hashes_of_bytes(copy), MAX_DISTANCE)
 
     assert match is not None
     assert (match.entry, match.by) == (entry, "phash")
-    assert match.distance <= 6
+    assert match.distance <= 4  # a margin below the default BLOCKLIST_MAX_DISTANCE of 6
 
 
 def test_unrelated_images_are_not_caught():
@@ -85,7 +87,7 @@ def test_unrelated_images_are_not_caught():
     caught = [
         name
         for name, data in unrelated.items()
-        if blocklist.lookup("0" * 64, blocklist.hashes_of_bytes(data), 8) is not None
+        if blocklist.lookup("0" * 64, blocklist.hashes_of_bytes(data), MAX_DISTANCE) is not None
     ]
 
     assert caught == []
@@ -142,26 +144,48 @@ def test_a_flat_colour_is_blocked_by_its_bytes_only():
 
     assert entry.phash is None
     assert blocklist.hashes_of_bytes(flat("blue", (256, 256))) == []
-    assert blocklist.lookup(entry.sha256, [], 8).entry == entry
+    assert blocklist.lookup(entry.sha256, [], MAX_DISTANCE).entry == entry
 
 
 def test_an_entry_added_after_the_index_loaded_is_found_at_once():
-    blocklist.lookup("0" * 64, blocklist.hashes_of_bytes(rejected("chelsea")), 8)  # loads
+    blocklist.lookup(
+        "0" * 64, blocklist.hashes_of_bytes(rejected("chelsea")), MAX_DISTANCE
+    )  # loads
     entry = BlockedImage.objects.add_from_bytes(rejected("astronaut"))
 
-    match = blocklist.lookup("0" * 64, blocklist.hashes_of_bytes(rejected("astronaut")), 8)
+    match = blocklist.lookup(
+        "0" * 64, blocklist.hashes_of_bytes(rejected("astronaut")), MAX_DISTANCE
+    )
 
     assert match.entry == entry
+
+
+def test_an_entry_committed_after_a_later_one_is_still_found():
+    """Two rejections commit out of order: the index must not skip the id it saw missing."""
+    BlockedImage.objects.add_from_bytes(rejected("astronaut"))
+    blocklist.lookup("0" * 64, [1], MAX_DISTANCE)  # loads the index
+    first = BlockedImage.objects.add_from_bytes(rejected("coffee"))
+    BlockedImage.objects.add_from_bytes(rejected("rocket"))
+    values = BlockedImage.objects.filter(pk=first.pk).values().get()
+    BlockedImage.objects.filter(pk=first.pk).delete()  # as if it had not committed yet
+    blocklist.lookup("0" * 64, [1], MAX_DISTANCE)
+    assert blocklist.index._missing.keys() == {first.pk}
+
+    BlockedImage.objects.create(**values)  # ... and now it has
+    match = blocklist.lookup("0" * 64, blocklist.hashes_of_bytes(rejected("coffee")), MAX_DISTANCE)
+
+    assert match.entry.pk == first.pk
+    assert blocklist.index._missing == {}
 
 
 def test_a_removed_entry_stops_matching_before_the_index_reloads():
     hashes = blocklist.hashes_of_bytes(rejected("motorcycle"))
     entry = BlockedImage.objects.add_from_bytes(rejected("motorcycle"))
-    assert blocklist.lookup("0" * 64, hashes, 8).entry == entry
+    assert blocklist.lookup("0" * 64, hashes, MAX_DISTANCE).entry == entry
 
     entry.delete()
 
-    assert blocklist.lookup("0" * 64, hashes, 8) is None
+    assert blocklist.lookup("0" * 64, hashes, MAX_DISTANCE) is None
     assert len(blocklist.index) == 10  # still loaded: confirmed against the table instead
 
 
@@ -202,7 +226,7 @@ def test_an_unreadable_original_raises_so_the_rejection_rolls_back(make_image):
 def test_the_numpy_index_finds_exactly_what_a_plain_scan_finds():
     rng = random.Random(5)
     base = [rng.getrandbits(64) for _ in range(300)]
-    rows = [(i + 1, to_signed64(h), [], None) for i, h in enumerate(base)]
+    rows = [(i + 1, to_signed64(h), []) for i, h in enumerate(base)]
     index = blocklist.HashIndex()
     index._ids, index._hashes = blocklist._arrays(rows)
     for _ in range(50):
