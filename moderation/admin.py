@@ -1,0 +1,175 @@
+"""Moderation results (read-only, written by the pipeline) and the blocklist, which moderators
+can add to (from a file; images are added from the image list) and remove from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from moderation.models import BlockedImage, ModerationResult
+from uploads.admin_views import image_link, preview_tag
+
+
+def labels_html(result: ModerationResult) -> str:
+    labels = result.labels if isinstance(result.labels, list) else []
+    return format_html_join(
+        " ",
+        '<span class="mod-label">{} <b>{}%</b></span>',
+        (
+            (label.get("name", "?"), f"{float(label.get('confidence') or 0):.1f}")
+            for label in labels
+            if isinstance(label, dict)
+        ),
+    )
+
+
+def moderation_summary(result: ModerationResult) -> str:
+    """Labels with confidences and the outcome; for a blocklist hit, the image it resembles."""
+    outcome = result.get_outcome_display() if result.outcome else "error"
+    summary = format_html(
+        '{} <small class="mod-outcome">{}</small>', labels_html(result) or "no labels", outcome
+    )
+    blocked = result.blocked_image
+    if blocked is None:
+        return summary
+    source = preview_tag(blocked.source_image_id, size=60) if blocked.source_image_id else ""
+    return format_html(
+        '{}<div class="blocklist-hit">{}<br>Resembles <a href="{}">blocked {}…</a> '
+        "(distance {})</div>",
+        summary,
+        source,
+        reverse("admin:moderation_blockedimage_change", args=[blocked.pk]),
+        blocked.sha256[:12],
+        "?" if result.blocklist_distance is None else result.blocklist_distance,
+    )
+
+
+@admin.register(ModerationResult)
+class ModerationResultAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "image_column", "backend_name", "summary", "duration_ms")
+    list_filter = ("outcome", "backend", "trigger", ("created_at", admin.DateFieldListFilter))
+    list_select_related = ("image", "blocked_image")
+    search_fields = ("=image__md5", "=image__sha256", "=image__user_id")
+    show_full_result_count = False
+    fields = (
+        "image_column",
+        "created_at",
+        "trigger",
+        "backend",
+        "model_version",
+        "outcome",
+        "reason",
+        "error",
+        "summary",
+        "blocklist_distance",
+        "duration_ms",
+        "labels",
+        "policy",
+        "raw",
+    )
+    readonly_fields = fields
+
+    # Written by the pipeline, read by people.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Image", ordering="image__created_at")
+    def image_column(self, result: ModerationResult) -> str:
+        return image_link(result.image)
+
+    @admin.display(description="Backend", ordering="backend")
+    def backend_name(self, result: ModerationResult) -> str:
+        name = result.backend.rsplit(".", 1)[-1]
+        return f"{name} {result.model_version}".strip()
+
+    @admin.display(description="Labels (outcome)")
+    def summary(self, result: ModerationResult) -> str:
+        return moderation_summary(result)
+
+
+class BlockFileForm(forms.Form):
+    file = forms.FileField(help_text="An image nobody may upload, nor anything that looks like it.")
+    reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+@admin.register(BlockedImage)
+class BlockedImageAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "source", "short_sha256", "phash_hex", "reason", "added_by")
+    list_filter = (("created_at", admin.DateFieldListFilter),)
+    list_select_related = ("source_image", "added_by")
+    search_fields = ("=sha256", "=source_image__md5", "=source_image__user_id")
+    show_full_result_count = False
+    fields = (
+        "source",
+        "sha256",
+        "phash_hex",
+        "reason",
+        "added_by",
+        "created_at",
+        "match_count",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[BlockedImage]:
+        return super().get_queryset(request).annotate(match_count=Count("matches"))
+
+    # Hashes are computed from an image, never typed in; entries are added or removed.
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Image")
+    def source(self, entry: BlockedImage) -> str:
+        if entry.source_image is None:
+            return "-"
+        return format_html(
+            "{}<br>{}", preview_tag(entry.source_image_id, size=80), image_link(entry.source_image)
+        )
+
+    @admin.display(description="sha256", ordering="sha256")
+    def short_sha256(self, entry: BlockedImage) -> str:
+        return f"{entry.sha256[:16]}…"
+
+    @admin.display(description="Uploads that matched")
+    def match_count(self, entry: BlockedImage) -> int:
+        return int(getattr(entry, "match_count", 0))
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        """Block a file that was never uploaded here (images are added from the image list)."""
+        if not self.has_add_permission(request):
+            return super().add_view(request, form_url, extra_context)  # the stock 403
+        form = BlockFileForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                entry = BlockedImage.objects.add_from_bytes(
+                    form.cleaned_data["file"].read(),
+                    reason=form.cleaned_data["reason"],
+                    added_by=request.user,
+                )
+            except ValueError as exc:
+                form.add_error("file", str(exc))
+            else:
+                self.message_user(request, f"{entry} is on the blocklist.", messages.SUCCESS)
+                url = reverse("admin:moderation_blockedimage_change", args=[entry.pk])
+                return HttpResponseRedirect(url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Block an image file",
+            "opts": self.opts,
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/moderation/blockedimage/add_file.html", context)
