@@ -1,0 +1,219 @@
+"""The whole pipeline against the thumbnail step alone, measured in the same run.
+
+Starts the production topology on loopback (deploy/stack.py: gunicorn web, 2 Dramatiq worker
+processes on a private Redis, PostgreSQL, moto S3) with the bundled moderation model and a
+stand-in PinsterApi, uploads N real 12-megapixel photos and waits until every one is published
+and PinsterApi was told. Then it renders the same images with the thumbnail step alone (the
+same publishing work: stripped original + every size in JPEG and WebP) in 2 processes. Prints
+images per second for both and the ratio (goal: the pipeline adds under 25%).
+
+    .venv/bin/python bench/pipeline.py [--images 24]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import os
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "deploy"))
+
+
+def variant(jpeg: bytes, n: int) -> bytes:
+    comment = f"pipeline bench {n} {uuid.uuid4()}".encode()
+    return jpeg[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + jpeg[2:]
+
+
+def upload(url: str, token: str, data: bytes) -> str:
+    boundary = uuid.uuid4().hex
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="p.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    request = urllib.request.Request(
+        url + "/",
+        data=body,
+        method="POST",
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        assert response.status == 202, response.status
+        return response.headers["Location"]
+
+
+def sign_token(private_pem: str, service_url: str, pinster_url: str) -> str:
+    import jwt
+
+    now = int(time.time())
+    claims = {
+        "iss": pinster_url,
+        "aud": service_url,
+        "nbf": now - 1,
+        "exp": now + 3600,
+        "imageable_type": "Pin",
+        "imageable_id": str(uuid.uuid4()),
+        "user_id": str(uuid.uuid4()),
+    }
+    return jwt.encode(claims, private_pem, algorithm="RS256")
+
+
+def render_publication(data: bytes) -> int:
+    """What make_thumbnails renders for one image, with the service's default settings."""
+    from uploads import thumbnails
+
+    sizes = thumbnails.parse_sizes("100x100,400x400,800x800,1600x1600,400xauto")
+    out = thumbnails.render_thumbnails(
+        data, sizes, formats=("JPEG", "WEBP"), include_original=True, original_max_side=4096
+    )
+    return len(out)
+
+
+def thumbnails_alone(images: list[bytes]) -> float:
+    with concurrent.futures.ProcessPoolExecutor(2) as pool:
+        list(pool.map(render_publication, images[:2]))  # warm up both processes
+        start = time.perf_counter()
+        list(pool.map(render_publication, images))
+        return time.perf_counter() - start
+
+
+def create_database(name: str) -> str:
+    import psycopg
+
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as db:
+        db.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        db.execute(f'CREATE DATABASE "{name}"')
+    return f"postgres://postgres@127.0.0.1:5432/{name}"
+
+
+def drop_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as db:
+        db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def wait_published(database_url: str, count: int, timeout: float) -> float:
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    dsn = database_url.replace("postgres://", "postgresql://", 1)
+    with psycopg.connect(dsn, autocommit=True) as db:
+        while time.monotonic() < deadline:
+            done = db.execute(
+                "SELECT count(*) FROM notifications_notification WHERE state = 'delivered'"
+            ).fetchone()[0]
+            states = dict(db.execute("SELECT state, count(*) FROM uploads_image GROUP BY state"))
+            if done >= count:
+                return time.perf_counter()
+            if states.get("failed") or states.get("in_review") or states.get("rejected"):
+                raise RuntimeError(f"not every image was approved: {states}")
+            time.sleep(0.1)
+    raise TimeoutError(f"pipeline did not finish in {timeout}s: {states}, {done} delivered")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--images", type=int, default=24)
+    args = parser.parse_args()
+
+    from stack import Stack, free_port, parse_args
+
+    from tests.photos import photo
+    from tests.pinster import PinsterApi
+    from tests.services import redis_server
+    from uploads.keys import dev_key_pair
+
+    jpeg = photo(4000, 3000, quality=92)
+    images = [variant(jpeg, n) for n in range(args.images)]
+    print(f"{args.images} uploads of a {len(jpeg) / 1e6:.1f} MB 12-megapixel JPEG")
+
+    before = thumbnails_alone(images)  # measured before and after: load drifts on these machines
+    run_dir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    pinster_private, _ = dev_key_pair(run_dir / "keys", "pinster")
+    _, service_public = dev_key_pair(run_dir / "keys", "service")
+    port = free_port()
+    web = f"http://127.0.0.1:{port}"
+    pinster = PinsterApi(public_key=service_public, issuer=web).start()
+    database = f"bench_pipeline_{os.getpid()}"
+    database_url = create_database(database)
+    os.environ.update(
+        PINSTER_API_URL=pinster.url,
+        IMAGE_SERVICE_URL=web,
+        MODERATION_BACKEND="moderation.backends.LocalModelBackend",
+        UPLOAD_RATE="100000/min",
+        LOG_LEVEL="WARNING",
+    )
+    with redis_server() as redis_url:
+        stack = Stack(
+            parse_args(
+                [
+                    "--port",
+                    str(port),
+                    "--workers",
+                    "2",
+                    "--processes",
+                    "1",
+                    "--threads",
+                    "2",
+                    "--web-workers",
+                    "1",
+                    "--database-url",
+                    database_url,
+                    "--redis-url",
+                    redis_url,
+                    "--var-dir",
+                    str(run_dir),
+                    "--log-dir",
+                    str(run_dir / "logs"),
+                ]
+            )
+        )
+        try:
+            stack.up()
+            token = sign_token(pinster_private, web, pinster.url)
+            upload(web, token, photo(640, 480))  # warm up: model loaded, connections open
+            wait_published(database_url, 1, 120)
+            start = time.perf_counter()
+            with concurrent.futures.ThreadPoolExecutor(4) as pool:
+                list(pool.map(lambda data: upload(web, token, data), images))
+            uploaded = time.perf_counter()
+            finished = wait_published(database_url, args.images + 1, 60 + 10 * args.images)
+        finally:
+            stack.down()
+            pinster.stop()
+            drop_database(database)
+    pipeline = finished - start
+    alone = (before + thumbnails_alone(images)) / 2
+    print(f"uploads accepted in {uploaded - start:.1f}s")
+    print(
+        f"pipeline end to end:  {args.images / pipeline:.2f} images/s "
+        f"({pipeline:.1f}s: upload, moderation, thumbnails, notification)"
+    )
+    print(
+        f"thumbnail step alone: {args.images / alone:.2f} images/s ({alone:.1f}s, 2 processes, "
+        "mean of a run before and one after)"
+    )
+    print(f"ratio pipeline / thumbnails alone: {pipeline / alone:.2f}x  (goal: under 1.25x)")
+    print(
+        f"every image delivered to PinsterApi exactly once: "
+        f"{max(pinster.deliveries_per_event().values()) == 1}"
+    )
+
+
+if __name__ == "__main__":
+    main()
