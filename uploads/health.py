@@ -15,11 +15,12 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from botocore.config import Config
 from django.conf import settings
 from django.core.files.storage import storages
 from django.db import connections
@@ -43,22 +44,48 @@ def check_database() -> str:
     return connection.vendor
 
 
-def check_storage() -> str:
-    """Each configured bucket (HEAD bucket) or local directory (exists and writable)."""
-    checked = []
+def storage_targets() -> list[tuple[str, Any]]:
+    """(name, S3 client or local directory) for each storage. Building an S3 client reads
+    botocore's models, which takes a second in a cold process: it happens here, before the
+    clock starts, and once per storage object."""
+    targets: list[tuple[str, Any]] = []
     for alias in ("default", "public"):
         storage: Any = storages[alias]
         if hasattr(storage, "bucket_name"):
-            storage.connection.meta.client.head_bucket(Bucket=storage.bucket_name)
-            checked.append(f"s3://{storage.bucket_name}")
+            targets.append((storage.bucket_name, _s3_probe_client(storage)))
         else:
-            location = Path(storage.location)
-            location.mkdir(parents=True, exist_ok=True)
-            probe = location / ".readyz"
+            targets.append((str(storage.location), Path(storage.location)))
+    return list(dict(targets).items())
+
+
+@cache
+def _s3_probe_client(storage: Any) -> Any:
+    """The storage's own credentials, endpoint and options, with short timeouts and no retries."""
+    timeout = settings.READINESS_TIMEOUT_SECONDS
+    config = storage.client_config.merge(
+        Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1})
+    )
+    return storage._create_session().client(
+        "s3",
+        region_name=storage.region_name,
+        use_ssl=storage.use_ssl,
+        endpoint_url=storage.endpoint_url,
+        config=config,
+        verify=storage.verify,
+    )
+
+
+def check_storage(targets: list[tuple[str, Any]]) -> str:
+    """Each bucket answers HEAD, each local directory takes a file."""
+    for name, target in targets:
+        if isinstance(target, Path):
+            target.mkdir(parents=True, exist_ok=True)
+            probe = target / ".readyz"
             probe.write_bytes(b"")
             probe.unlink()
-            checked.append(str(location))
-    return ", ".join(dict.fromkeys(checked))
+        else:
+            target.head_bucket(Bucket=name)
+    return ", ".join(name if name.startswith("/") else f"s3://{name}" for name, _ in targets)
 
 
 @cache
@@ -88,18 +115,16 @@ def check_broker() -> str:
     return "rabbitmq"
 
 
-CHECKS: dict[str, Callable[[], str]] = {
-    "database": check_database,
-    "storage": check_storage,
-    "broker": check_broker,
-}
-
-
 def run_checks(timeout: float) -> dict[str, dict[str, Any]]:
     """Run every check concurrently; each gets `timeout` seconds from now."""
+    checks: dict[str, Callable[[], str]] = {
+        "database": check_database,
+        "storage": partial(check_storage, storage_targets()),
+        "broker": check_broker,
+    }
     started = time.monotonic()
     futures: dict[str, Future[str]] = {
-        name: _checks_pool.submit(check) for name, check in CHECKS.items()
+        name: _checks_pool.submit(check) for name, check in checks.items()
     }
     wait(futures.values(), timeout=timeout)
     return {name: _result(name, future, started) for name, future in futures.items()}

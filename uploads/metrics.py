@@ -31,6 +31,7 @@ from django.db import connections, transaction
 from django.db.models import Count, Min
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
+from django.utils.module_loading import autodiscover_modules
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -268,6 +269,8 @@ class PipelineCollector:
 
 def queue_depths() -> Iterable[tuple[str, str, int]]:
     """(queue, kind, messages) with kind ready, delayed or dead, for each declared queue."""
+    # Declare every actor's queue, not only those this process happened to import.
+    autodiscover_modules(*settings.DRAMATIQ_AUTODISCOVER_MODULES)
     broker: Any = dramatiq.get_broker()
     queues = sorted(broker.get_declared_queues())
     kind = type(broker).__name__
