@@ -7,11 +7,12 @@ PostgreSQL, Redis and an S3-compatible server, on this machine.
     .venv/bin/python deploy/stack.py --s3-endpoint http://127.0.0.1:9000 --bucket images
 
 It starts moto_server on loopback (unless --s3-endpoint names a server), creates the bucket,
-creates the database if asked, runs the migrations, starts gunicorn and the workers (each its own
-`manage.py rundramatiq` with its own metrics port), waits for /readyz, prints the URLs, and runs
-until Ctrl-C or SIGTERM; then it stops everything it started, web first, and exits 0. If any
-process dies it stops the rest and exits 1. Every other setting comes from the environment, as
-in production (MODERATION_BACKEND, IMAGE_SERVICE_URL, ...; docs/operations.md).
+creates the database if asked, runs the migrations and collectstatic, starts gunicorn and the
+workers (each its own `manage.py rundramatiq` with its own metrics port), waits for /readyz,
+prints the URLs, and runs until Ctrl-C or SIGTERM; then it stops everything it started, web
+first, and exits 0. If any process dies it stops the rest and exits 1. Every other setting comes
+from the environment, as in production (MODERATION_BACKEND, IMAGE_SERVICE_URL, ...: see
+docs/operations.md).
 """
 
 from __future__ import annotations
@@ -240,6 +241,7 @@ class Stack:
                 PYTHON,
                 "manage.py",
                 "rundramatiq",
+                "--skip-logging",  # Django's LOGGING (JSON) instead of Dramatiq's text format
                 "--processes",
                 str(self.args.processes),
                 "--threads",
@@ -282,6 +284,7 @@ class Stack:
             self.create_database()
         self.manage("migrate", "--noinput")
         self.manage("setup_roles")
+        self.manage("collectstatic", "--noinput")  # as the image does at build time
         self.start_web()
         self.start_workers()
         wait_for(self.ready, "web (/readyz)", self.args.start_timeout)

@@ -237,6 +237,13 @@ def test_an_upload_is_published_by_the_topology_and_readyz_turns_red_without_red
             mine = {e["actor"] for e in task_lines if e["request_id"] == request_id}
             assert {"moderate_image", "make_thumbnails"} <= mine, stack.tail()
 
+            # Every log line is one JSON object, but rundramatiq's few start-up lines on stdout.
+            for path in stack.logs.glob("*.log"):
+                if path.name != "s3.log":
+                    for line in path.read_text().splitlines():
+                        if not line.startswith(" * "):
+                            assert isinstance(json.loads(line), dict), (path.name, line)
+
             # Web metrics add up over both gunicorn processes; task metrics over both workers.
             metrics = scrape(f"{web}/metrics")
             assert value(metrics, "imageservice_uploads_total", result="created") == 1
