@@ -25,6 +25,10 @@ class Command(BaseCommand):
         parser.add_argument("--no-admin", action="store_true", help="do not create the dev admin")
 
     def handle(self, *args: Any, bind: str, no_admin: bool, **options: Any) -> None:
+        if not os.environ.get("IMAGE_SERVICE_URL"):
+            # Tokens name the service by its URL: follow the address actually served.
+            os.environ["IMAGE_SERVICE_URL"] = settings.IMAGE_SERVICE_URL = f"http://{bind}"
+            os.environ.setdefault("MEDIA_URL", f"http://{bind}/media/")
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         call_command("setup_roles", verbosity=0)
