@@ -81,10 +81,10 @@ class Command(BaseCommand):
             "",
             "Upload a photo (the token below is a development token valid for 24 hours):",
             f"  TOKEN={token}",
+            "  (printf '{\"data\": {\"image\": \"data:image/jpeg;base64,'; base64 -w0 photo.jpg;"
+            " printf '\"}}') |",
             f'  curl -s -X POST {url}/ -H "Authorization: Bearer $TOKEN" \\',
-            "       -H 'Content-Type: application/json' \\",
-            '       -d "{\\"data\\": {\\"image\\": \\"data:image/jpeg;base64,'
-            '$(base64 -w0 photo.jpg)\\"}}"',
+            "       -H 'Content-Type: application/json' --data-binary @-",
             "or as multipart:",
             f'  curl -s -X POST {url}/ -H "Authorization: Bearer $TOKEN" -F image=@photo.jpg',
             "then follow the status_url from the answer:",
