@@ -11,7 +11,7 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
@@ -328,8 +328,10 @@ class ImageEventAdmin(ReadOnly, admin.ModelAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
+        if ":" in term:  # "user:alice", "system:moderate_image", "uploader:<id>"
+            return queryset.filter(actor=term), False
         images = filters.exact_search(Image.objects.all(), term).values("pk")
-        return queryset.filter(Q(image__in=images) | Q(actor=term)), False
+        return queryset.filter(image__in=images), False
 
     @admin.display(description="Image", ordering="image__created_at")
     def image_column(self, event: ImageEvent) -> str:

@@ -16,7 +16,7 @@ from moderation.models import ModerationResult
 from uploads.models import State
 
 QUEUE = "queue"
-RECENT_RESULTS_FOR_LABELS = 500
+RECENT_RESULTS = 500
 
 
 def exact_search(queryset: QuerySet[Any], term: str, prefix: str = "") -> QuerySet[Any]:
@@ -64,7 +64,8 @@ class ShowFilter(admin.SimpleListFilter):
 
 
 class LabelFilter(admin.SimpleListFilter):
-    """Images with a moderation label (or a child of it), among the labels seen recently."""
+    """Images with a moderation label (or a child of it). The choices are the labels of the
+    latest results: one bounded query, however long the history."""
 
     title = "moderation label"
     parameter_name = "label"
@@ -73,7 +74,7 @@ class LabelFilter(admin.SimpleListFilter):
         recent = ModerationResult.objects.order_by("-created_at").values_list("labels", flat=True)
         value = self.value()
         names: set[str] = {value} if value else set()
-        for labels in recent[:RECENT_RESULTS_FOR_LABELS]:
+        for labels in recent[:RECENT_RESULTS]:
             for label in labels if isinstance(labels, list) else []:
                 if isinstance(label, dict):
                     names.update(str(label[k]) for k in ("name", "parent") if label.get(k))
@@ -89,12 +90,15 @@ class LabelFilter(admin.SimpleListFilter):
 
 
 class BackendFilter(admin.SimpleListFilter):
+    """The backends of the latest results (a DISTINCT over every result grows with them)."""
+
     title = "moderation backend"
     parameter_name = "backend"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        backends = ModerationResult.objects.order_by("backend").values_list("backend", flat=True)
-        return [(path, path.rsplit(".", 1)[-1]) for path in backends.distinct()]
+        recent = ModerationResult.objects.order_by("-created_at").values_list("backend", flat=True)
+        backends = {*recent[:RECENT_RESULTS], *([self.value()] if self.value() else [])}
+        return [(path, path.rsplit(".", 1)[-1]) for path in sorted(backends)]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if not self.value():

@@ -61,6 +61,7 @@ def test_a_moderators_history_shows_their_decisions(
     assert shown == ids(ImageEvent.objects.filter(image=first, to_state=State.APPROVED))
     assert listed_events(client_for(auditor), "actor=user:mod") == shown
     assert listed_events(client_for(auditor), "by=user") == shown
+    assert listed_events(client_for(auditor), "q=user:mod") == shown
 
 
 def test_the_history_filters_by_kind_and_date(

@@ -1,0 +1,237 @@
+"""Admin benchmark: render times of the review queue, the audit history and the CSV export with
+100,000 events, each against the same page with 1,000 events measured in this run.
+
+    .venv/bin/python bench/admin.py [--events 100000] [--baseline 1000] [--rounds 7]
+
+Uses the test settings (PostgreSQL when one answers on 127.0.0.1:5432, else SQLite) on a scratch
+database created for this run and dropped at the end, and local files. Pages are rendered
+through Django's test client as a logged-in moderator, so the times include the ORM, the
+templates and the middleware but no network. Each image has 5 events (upload, 3 transitions,
+a notification), one moderation result, and 1 in 10 images waits in the review queue.
+These machines are noisy: read the medians and the ratios, not single times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import statistics
+import sys
+import time
+import tracemalloc
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+EVENTS_PER_IMAGE = 5
+HISTORY = "/admin/uploads/imageevent/"
+EXPORT_ALL = f"{HISTORY}export/"
+SINCE_2000 = "2000-01-01+00:00%2B00:00"
+
+
+def setup_django() -> Any:
+    os.environ.update(
+        {"DJANGO_SETTINGS_MODULE": "tests.settings", "TEST_STORAGE": "local", "LOG_LEVEL": "ERROR"}
+    )
+    import django
+
+    django.setup()
+    from django.test.utils import setup_databases, setup_test_environment
+
+    setup_test_environment()
+    return setup_databases(verbosity=0, interactive=False)
+
+
+def add_images(count: int, start: int) -> None:
+    """`count` images with their events and moderation results, in bulk."""
+    from django.utils import timezone
+
+    from moderation.models import ModerationResult
+    from uploads.models import EventKind, Image, ImageEvent, State
+
+    now = timezone.now()
+    labels = [{"name": "Suggestive", "parent": "", "confidence": 71.5}]
+    for first in range(start, start + count, 5000):
+        numbers = range(first, min(first + 5000, start + count))
+        images = Image.objects.bulk_create(
+            Image(
+                user_id=f"user-{n % 997}",
+                imageable_type="Pin",
+                imageable_id=str(uuid.uuid4()),
+                md5=hashlib.md5(str(n).encode()).hexdigest(),
+                sha256=hashlib.sha256(str(n).encode()).hexdigest(),
+                format="JPEG",
+                content_type="image/jpeg",
+                width=1200,
+                height=800,
+                byte_size=250_000,
+                state=State.IN_REVIEW if n % 10 == 0 else State.PUBLISHED,
+                created_at=now - timedelta(minutes=n),
+                state_changed_at=now - timedelta(minutes=n) + timedelta(seconds=20),
+            )
+            for n in numbers
+        )
+        ModerationResult.objects.bulk_create(
+            ModerationResult(
+                image=image,
+                backend="moderation.backends.LocalModelBackend",
+                model_version="open_nsfw",
+                labels=labels,
+                outcome=image.state if image.state == State.IN_REVIEW else State.APPROVED,
+            )
+            for image in images
+        )
+        steps = [
+            (EventKind.UPLOADED, "", State.RECEIVED, "uploader:x"),
+            (EventKind.TRANSITION, State.RECEIVED, State.MODERATING, "system:moderate_image"),
+            (EventKind.TRANSITION, State.MODERATING, State.APPROVED, "system:moderate_image"),
+            (EventKind.TRANSITION, State.APPROVED, State.PUBLISHED, "system:make_thumbnails"),
+            (EventKind.NOTIFICATION, "", "", "system:notify_pinster"),
+        ]
+        ImageEvent.objects.bulk_create(
+            ImageEvent(
+                image=image,
+                at=image.created_at + timedelta(seconds=i),
+                kind=kind,
+                from_state=before,
+                to_state=after,
+                actor=actor,
+                reason="bench",
+            )
+            for image in images
+            for i, (kind, before, after, actor) in enumerate(steps)
+        )
+
+
+def analyze() -> None:
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+
+
+def timed(fn: Callable[[], Any], rounds: int) -> tuple[float, int]:
+    """Median milliseconds over `rounds` and the queries of one run, after a warm-up."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    fn()  # warm: caches of content types and permissions
+    with CaptureQueriesContext(connection) as captured:
+        fn()
+    queries = len(captured.captured_queries)  # read now: the next request clears the log
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000, queries
+
+
+def get(client: Any, url: str) -> Callable[[], Any]:
+    def fetch() -> Any:
+        response = client.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+        if response.streaming:
+            return sum(len(chunk) for chunk in response.streaming_content)
+        return len(response.content)
+
+    return fetch
+
+
+def pages(sample: Any) -> dict[str, str]:
+    return {
+        "queue (50 rows)": "/admin/uploads/image/",
+        "all images (50 rows)": "/admin/uploads/image/?show=all",
+        "image page": f"/admin/uploads/image/{sample.pk}/change/",
+        "history (100 rows)": HISTORY,
+        "history: one uploader": f"{HISTORY}?uploader={sample.user_id}",
+        "history: one image": f"{HISTORY}?image={sample.pk}",
+        "history: search md5": f"{HISTORY}?q={sample.md5}",
+        "history: kind + date": f"{HISTORY}?kind__exact=transition&at__gte={SINCE_2000}",
+        "admin index + dashboard": "/admin/",
+        "export: one uploader": f"{HISTORY}export/?uploader={sample.user_id}",
+    }
+
+
+def export_peak_mib(client: Any) -> float:
+    """Peak Python memory while streaming every event as CSV (traced: slow, so run apart)."""
+    tracemalloc.start()
+    get(client, EXPORT_ALL)()
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return peak
+
+
+def measure(client: Any, rounds: int) -> dict[str, tuple[float, int]]:
+    from uploads.models import Image
+
+    # The same image at both sizes: the newest of the baseline, waiting in the queue.
+    sample = Image.objects.get(md5=hashlib.md5(b"0").hexdigest())
+    results = {name: timed(get(client, url), rounds) for name, url in pages(sample).items()}
+    results["export: everything"] = timed(get(client, EXPORT_ALL), max(1, rounds // 2))
+    results["  export size (KiB)"] = (get(client, EXPORT_ALL)() / 1024, 0)
+    results["  export peak memory (MiB)"] = (export_peak_mib(client), 0)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--baseline", type=int, default=1_000)
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+
+    old_config = setup_django()
+    from django.contrib.auth.models import Group, User
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import teardown_databases
+
+    from uploads.models import ImageEvent
+
+    try:
+        call_command("setup_roles", verbosity=0)
+        user = User.objects.create_user("bench", is_staff=True)
+        user.groups.add(Group.objects.get(name="Moderators"))
+        client = Client()
+        client.force_login(user)
+
+        print(f"database: {connection.vendor}; rounds: {args.rounds} (median)")
+        baseline_images = args.baseline // EVENTS_PER_IMAGE
+        add_images(baseline_images, 0)
+        analyze()
+        small = measure(client, args.rounds)
+        small_events = ImageEvent.objects.count()
+
+        started = time.perf_counter()
+        add_images(args.events // EVENTS_PER_IMAGE - baseline_images, baseline_images)
+        analyze()
+        print(f"(created {args.events:,} events in {time.perf_counter() - started:.1f} s)")
+        large = measure(client, args.rounds)
+        large_events = ImageEvent.objects.count()
+
+        print(
+            f"\n{'page':32} {f'{small_events:,} ev (ms)':>16} {f'{large_events:,} ev (ms)':>18}"
+            f" {'ratio':>7} {'queries':>9}"
+        )
+        for name, (base, queries) in small.items():
+            value, large_queries = large[name]
+            ratio = value / base if base else float("nan")
+            counts = f"{queries}/{large_queries}" if queries else ""
+            print(f"{name:32} {base:16.1f} {value:18.1f} {ratio:7.2f} {counts:>9}")
+        rows_per_s = large_events / (large["export: everything"][0] / 1000)
+        print(f"\nexport of everything: {rows_per_s:,.0f} events/s")
+    finally:
+        connection.close()
+        teardown_databases(old_config, verbosity=0)
+
+
+if __name__ == "__main__":
+    main()
