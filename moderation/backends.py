@@ -254,41 +254,40 @@ class RekognitionBackend:
         )
 
     def detect(self, original: Original, *, min_confidence: float) -> Detection:
-        image = original.image
-        s3_object = original.s3_object()
+        request, sent = self._as_is(original)
+        if request is not None:
+            try:
+                return self._detection(self._call(request, min_confidence), sent)
+            except UnmoderatableImage as exc:
+                # Refused as is (an odd JPEG, a bucket Rekognition cannot read): send once
+                # what it is known to take.
+                log.info("Rekognition refused %s, sending a normalised JPEG: %s", sent, exc)
+        data = normalise_for_rekognition(original)
+        return self._detection(self._call({"Bytes": data}, min_confidence), "normalised JPEG")
+
+    @staticmethod
+    def _as_is(original: Original) -> tuple[dict[str, Any] | None, str]:
+        image, s3_object = original.image, original.s3_object()
         if s3_object and fits_rekognition(image, REKOGNITION_MAX_S3_BYTES):
-            request, sent = (
-                {"S3Object": s3_object},
-                f"s3://{s3_object['Bucket']}/{s3_object['Name']}",
-            )
-        elif fits_rekognition(image, REKOGNITION_MAX_BYTES):
-            request, sent = {"Bytes": original.data}, "original bytes"
-        else:
-            request, sent = {"Bytes": normalise_for_rekognition(original)}, "normalised JPEG"
-        try:
-            response = self._call(request, min_confidence)
-        except UnmoderatableImage:
-            if sent == "normalised JPEG":
-                raise
-            # Rekognition refused the original (an odd JPEG, a bucket it cannot read): send
-            # what we know it takes, once.
-            request, sent = {"Bytes": normalise_for_rekognition(original)}, "normalised JPEG"
-            response = self._call(request, min_confidence)
-        return self._detection(response, sent)
+            return {"S3Object": s3_object}, f"s3://{s3_object['Bucket']}/{s3_object['Name']}"
+        if fits_rekognition(image, REKOGNITION_MAX_BYTES):
+            return {"Bytes": original.data}, "original bytes"
+        return None, ""
 
     def _call(self, request: dict[str, Any], min_confidence: float) -> dict[str, Any]:
         from botocore.exceptions import ClientError
 
         try:
-            return self.client.detect_moderation_labels(  # type: ignore[no-any-return]
+            response: dict[str, Any] = self.client.detect_moderation_labels(
                 Image=request, MinConfidence=float(min_confidence)
             )
+            return response
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in PERMANENT_CODES:
                 raise UnmoderatableImage(f"Rekognition {code}: {exc}") from exc
             if code == "InvalidS3ObjectException" and "S3Object" in request:
-                log.warning("Rekognition cannot read %s, sending bytes: %s", request, exc)
+                log.warning("Rekognition cannot read %s: %s", request["S3Object"], exc)
                 raise UnmoderatableImage(f"Rekognition {code}: {exc}") from exc
             raise
 

@@ -53,7 +53,7 @@ def stricter(a: State, b: State) -> State:
 
 
 @dataclass(frozen=True)
-class Trigger:
+class Fired:
     label: str
     confidence: float
     rule: str
@@ -79,11 +79,11 @@ class Policy:
     def as_dict(self) -> dict[str, Any]:
         return {"min_confidence": self.min_confidence, "reject": self.reject, "review": self.review}
 
-    def decide(self, labels: Iterable[Label]) -> tuple[State, str, list[Trigger]]:
+    def decide(self, labels: Iterable[Label]) -> tuple[State, str, list[Fired]]:
         """(outcome, reason, the rules that fired, strictest first)."""
         labels = list(labels)
         parents = {label.name: label.parent for label in labels}
-        fired = []
+        fired: list[Fired] = []
         for label in labels:
             names = [label.name, *_ancestors(label, parents), "*"]
             fired += _fire(label, names, self.reject, State.REJECTED) or _fire(
@@ -98,18 +98,19 @@ class Policy:
 
 
 def _ancestors(label: Label, parents: dict[str, str]) -> list[str]:
-    found, parent = [], label.parent
+    found: list[str] = []
+    parent = label.parent
     while parent and parent not in found and len(found) < 8:
         found.append(parent)
         parent = parents.get(parent, "")
     return found
 
 
-def _fire(label: Label, names: list[str], table: dict[str, float], outcome: State) -> list[Trigger]:
+def _fire(label: Label, names: list[str], table: dict[str, float], outcome: State) -> list[Fired]:
     for name in names:
         threshold = table.get(name)
         if threshold is not None and label.confidence >= threshold:
-            return [Trigger(label.name, label.confidence, name, threshold, outcome)]
+            return [Fired(label.name, label.confidence, name, threshold, outcome)]
     return []
 
 

@@ -18,7 +18,7 @@ from moderation.backends import (
     get_backend,
 )
 from moderation.models import ModerationResult, Trigger
-from moderation.policy import Decision, Policy, current_policy, stricter
+from moderation.policy import Decision, Fired, Policy, current_policy, stricter
 from uploads.models import Image, State
 
 log = logging.getLogger(__name__)
@@ -90,8 +90,9 @@ def _decide(
     match: blocklist.Match | None,
     result: ModerationResult,
 ) -> Decision:
+    fired: list[Fired] = []
     if detection is None:
-        outcome, reason, fired = State.IN_REVIEW, f"not moderated automatically: {result.error}", []
+        outcome, reason = State.IN_REVIEW, f"not moderated automatically: {result.error}"
     else:
         outcome, reason, fired = policy.decide(detection.labels)
     details: dict[str, Any] = {
