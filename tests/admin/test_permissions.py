@@ -177,3 +177,14 @@ def test_moderators_add_and_remove_blocklist_entries_and_auditors_cannot(
     assert moderator_client.get("/admin/moderation/blockedimage/add/").status_code == 200
     assert moderator_client.post(delete_url, {"post": "yes"}).status_code == 302
     assert not BlockedImage.objects.filter(pk=entry.pk).exists()
+
+
+def test_moderators_may_redeliver_notifications_and_auditors_may_not(
+    moderator: User, auditor: User, make_image: Any
+) -> None:
+    from notifications.models import Notification
+
+    url = "/admin/notifications/notification/"
+    Notification.objects.create_for(make_image(), Notification.Kind.REJECTED)
+    assert 'value="redeliver"' in client_for(moderator).get(url).content.decode()
+    assert 'value="redeliver"' not in client_for(auditor).get(url).content.decode()
