@@ -213,12 +213,24 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = env_str("MEDIA_URL", f"{IMAGE_SERVICE_URL}/media/")
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL")  # a CDN in front of the bucket, if any
 
+STORAGE_TIMEOUT_SECONDS = env_int("STORAGE_TIMEOUT_SECONDS", 10, minimum=1)
+
 if BUCKET_NAME:
+    from botocore.config import Config
+
     _s3 = {
         "endpoint_url": AWS_S3_ENDPOINT_URL,
         "region_name": AWS_S3_REGION_NAME,
         "file_overwrite": True,
         "signature_version": "s3v4",
+        # Bounded: a store that hangs fails an upload with a 503 long before gunicorn's timeout
+        # (botocore's defaults, 60 s per read and 3 attempts, held a request for 3 minutes).
+        "client_config": Config(
+            signature_version="s3v4",
+            connect_timeout=STORAGE_TIMEOUT_SECONDS,
+            read_timeout=STORAGE_TIMEOUT_SECONDS,
+            retries={"mode": "standard", "total_max_attempts": 2},
+        ),
     }
     _public_domain = urlsplit(PUBLIC_BASE_URL).netloc if PUBLIC_BASE_URL else None
     STORAGES = {
@@ -263,7 +275,6 @@ else:
 STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-STORAGE_TIMEOUT_SECONDS = env_int("STORAGE_TIMEOUT_SECONDS", 10, minimum=1)
 
 # --- Upload limits ----------------------------------------------------------------------------
 MAX_IMAGE_BYTES = env_int("MAX_IMAGE_BYTES", 10 * 1024 * 1024, minimum=1024)
