@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from rest_framework import status
 
-from uploads.errors import error_response, too_large
+from uploads.errors import ApiError, error_response, too_large
 from uploads.logging import reset_request_id, set_request_id
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -35,12 +36,21 @@ class RequestIdMiddleware:
 
 
 class BodySizeLimitMiddleware:
-    """Refuse an oversized body from its Content-Length with a JSON 413, before reading it."""
+    """Refuse an oversized body from its Content-Length with a JSON 413, before reading it, and
+    a body without one (chunked) with a JSON 411: Django would read it as empty."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.META.get("HTTP_TRANSFER_ENCODING") and not request.META.get("CONTENT_LENGTH"):
+            return error_response(
+                ApiError(
+                    "length_required",
+                    "Send the body with a Content-Length header; chunked bodies are refused.",
+                    status.HTTP_411_LENGTH_REQUIRED,
+                )
+            )
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
