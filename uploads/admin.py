@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.utils.http import urlencode
 from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
@@ -137,7 +138,10 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
     def uploader(self, image: Image) -> str:
         url = reverse("admin:uploads_image_changelist")
         return format_html(
-            '<a href="{}?show=all&user_id={}">{}</a>', url, image.user_id, image.user_id
+            '<a href="{}?{}">{}</a>',
+            url,
+            urlencode({"show": "all", "user_id": image.user_id}),
+            image.user_id,
         )
 
     @admin.display(description="Imageable")
@@ -351,7 +355,7 @@ class ImageEventAdmin(ReadOnly, admin.ModelAdmin):
     def uploader(self, event: ImageEvent) -> str:
         user_id = event.image.user_id
         url = reverse("admin:uploads_imageevent_changelist")
-        return format_html('<a href="{}?uploader={}">{}</a>', url, user_id, user_id)
+        return format_html('<a href="{}?{}">{}</a>', url, urlencode({"uploader": user_id}), user_id)
 
     @admin.display(description="Change")
     def change(self, event: ImageEvent) -> str:
@@ -368,7 +372,8 @@ class ImageEventAdmin(ReadOnly, admin.ModelAdmin):
     @admin.display(description="Actor", ordering="actor")
     def actor_column(self, event: ImageEvent) -> str:
         url = reverse("admin:uploads_imageevent_changelist")
-        return format_html('<a href="{}?actor={}">{}</a>', url, event.actor, event.actor)
+        query = urlencode({"actor": event.actor})
+        return format_html('<a href="{}?{}">{}</a>', url, query, event.actor)
 
     def get_urls(self) -> list[Any]:
         export = self.admin_site.admin_view(self.export_view)

@@ -97,7 +97,7 @@ def test_the_history_is_newest_first_with_links_to_image_uploader_and_actor(
     page = response.content.decode()
     assert f"/admin/uploads/image/{first.pk}/change/" in page
     assert f"{HISTORY}?uploader=uploader-a" in page
-    assert f"{HISTORY}?actor=user:mod" in page
+    assert f"{HISTORY}?actor=user%3Amod" in page
     assert f"/admin/uploads/imageevent/export/?image={first.pk}" in page
 
 
