@@ -4,7 +4,8 @@ many ordinary uploads the default policy sends to human review.
 - the five camera-like photos of tests/photos.py (person, pet, food, landscape, vehicle);
 - every colour or grey picture in scikit-image's data folder (photographs, astronomy, medical
   and microscope images, text, textures, a logo), whole and as five half-size crops;
-- 200 portraits: the Labeled Faces in the Wild sample, upscaled to 200x200;
+- the Labeled Faces in the Wild sample, upscaled to 200x200: 100 portraits and 100 patches
+  of the same photos without a face;
 - flat colours, including four skin tones, and a line drawing.
 Every image is a JPEG or PNG as an uploader would send it.
 """
@@ -62,13 +63,14 @@ def _sample_pictures() -> dict[str, bytes]:
     return found
 
 
-def _portraits() -> dict[str, bytes]:
-    faces = np.load(photos._data_dir() / "lfw_subset.npy")
+def _lfw() -> dict[str, bytes]:
+    """scikit-image's LFW sample: 100 faces, then 100 patches of the same photos without one."""
+    pictures = np.load(photos._data_dir() / "lfw_subset.npy")
     return {
-        f"portrait/{i:03d}": _jpeg(
-            Image.fromarray((face * 255).astype(np.uint8)).resize((200, 200), Image.BICUBIC)
+        f"{'portrait' if i < 100 else 'patch'}/{i:03d}": _jpeg(
+            Image.fromarray((grey * 255).astype(np.uint8)).resize((200, 200), Image.BICUBIC)
         )
-        for i, face in enumerate(faces)
+        for i, grey in enumerate(pictures)
     }
 
 
@@ -77,7 +79,7 @@ def safe_corpus() -> dict[str, bytes]:
     """name -> encoded bytes; about 380 images."""
     corpus = {f"photo/{kind}": data for kind, data in photos.safe_photos().items()}
     corpus.update(_sample_pictures())
-    corpus.update(_portraits())
+    corpus.update(_lfw())
     corpus.update({f"flat/{name}": photos.flat(c, (256, 256)) for name, c in FLAT_COLOURS.items()})
     corpus["drawing"] = photos.drawing()
     return corpus
