@@ -207,13 +207,13 @@ def bench_blocklist(entries: int, rounds: int) -> None:
     assert blocklist.lookup("f" * 64, hashes, distance).entry == real  # type: ignore[union-attr]
     lookup_ms = median_ms(lambda: blocklist.lookup("f" * 64, hashes, distance), rounds)
     scan_ms = median_ms(lambda: index.nearest(hashes[0], distance), rounds)
-    plain, probe = [int(h) for h in index._hashes], hashes[0]
+    plain, probe = [int(h) for h in index.arrays[1]], hashes[0]
     python_ms = median_ms(
         lambda: [i for i, h in enumerate(plain) if (h ^ probe).bit_count() <= distance],
         max(3, rounds // 3),
     )
     hash_ms = median_ms(lambda: blocklist.hashes_of_bytes(copy), rounds)
-    megabytes = (index._hashes.nbytes + index._ids.nbytes) / 1e6
+    megabytes = sum(array.nbytes for array in index.arrays) / 1e6
     print(f"  lookup() (3 queries + numpy scan)    {lookup_ms:8.2f} ms")
     print(f"  numpy scan alone                     {scan_ms:8.2f} ms")
     print(f"  linear Python scan (baseline)        {python_ms:8.2f} ms")

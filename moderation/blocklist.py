@@ -136,14 +136,14 @@ class HashIndex:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._ids = np.empty(0, dtype=np.int64)
-        self._hashes = np.empty(0, dtype=np.uint64)
+        # (entry ids, hashes), replaced as one tuple so readers never see a half update.
+        self.arrays = _arrays([])
         self._max_id = 0
         self._missing: dict[int, float] = {}  # id below _max_id not seen yet -> when noticed
         self._loaded_at = -float("inf")
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self.arrays[0])
 
     def refresh(self) -> None:
         from moderation.models import BlockedImage
@@ -153,14 +153,16 @@ class HashIndex:
             now = time.monotonic()
             if now - self._loaded_at > FULL_RELOAD_SECONDS:
                 new = list(rows)
-                self._ids, self._hashes = _arrays(new)
+                self.arrays = _arrays(new)
                 self._loaded_at, self._max_id, self._missing = now, 0, {}
             else:
                 new = list(rows.filter(Q(id__gt=self._max_id) | Q(id__in=list(self._missing))))
                 if new:
-                    ids, hashes = _arrays(new)
-                    self._ids = np.concatenate([self._ids, ids])
-                    self._hashes = np.concatenate([self._hashes, hashes])
+                    (ids, hashes), (old_ids, old_hashes) = _arrays(new), self.arrays
+                    self.arrays = (
+                        np.concatenate([old_ids, ids]),
+                        np.concatenate([old_hashes, hashes]),
+                    )
             self._track_missing([row[0] for row in new], now)
 
     def _track_missing(self, ids: list[int], now: float) -> None:
@@ -182,7 +184,7 @@ class HashIndex:
 
     def nearest(self, phash: int, max_distance: int, limit: int = 5) -> list[Candidate]:
         """Entries with a stored hash within `max_distance` bits of `phash`, nearest first."""
-        ids, hashes = self._ids, self._hashes  # one consistent snapshot, without the lock
+        ids, hashes = self.arrays  # one consistent snapshot, without the lock
         if not len(ids):
             return []
         distances = np.bitwise_count(hashes ^ np.uint64(phash))

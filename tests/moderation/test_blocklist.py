@@ -228,7 +228,7 @@ def test_the_numpy_index_finds_exactly_what_a_plain_scan_finds():
     base = [rng.getrandbits(64) for _ in range(300)]
     rows = [(i + 1, to_signed64(h), []) for i, h in enumerate(base)]
     index = blocklist.HashIndex()
-    index._ids, index._hashes = blocklist._arrays(rows)
+    index.arrays = blocklist._arrays(rows)
     for _ in range(50):
         probe = base[rng.randrange(300)] ^ sum(1 << rng.randrange(64) for _ in range(4))
         expected = sorted(
