@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from uploads import publishing
+from uploads.logging import reset_request_id, set_request_id
 from uploads.models import MODERATION, PUBLISHING, EventKind, Image, ImageEvent, Stage, State
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,10 @@ def reconcile_images(limit: int = 500, *, quiet_for: float | None = None) -> int
             actor="system:reconciler",
             reason=f"no progress since {image.state_changed_at:%Y-%m-%d %H:%M:%S}",
         )
-        if send_safely(actor_for(stage), str(image.pk)):
-            count += 1
+        token = set_request_id(image.request_id)  # the upload's request id follows the retry
+        try:
+            if send_safely(actor_for(stage), str(image.pk)):
+                count += 1
+        finally:
+            reset_request_id(token)
     return count
