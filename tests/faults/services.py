@@ -64,7 +64,9 @@ class PrivatePostgres:
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
-        self._run(self.pg_ctl, "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
+        self._run(
+            self.pg_ctl, "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start"
+        )
         wait_for_port("127.0.0.1", self.port)
 
     def stop(self) -> None:
