@@ -77,8 +77,9 @@ class Original:
         """The first frame, EXIF orientation applied, sRGB, alpha flattened onto white;
         decoded once per size (at least `at_least`, or full size). Do not modify it."""
         if at_least not in self._decoded:
+            data = self.data  # a storage error is transient: it must not look like bad bytes
             try:
-                img, orientation = imaging.open_lazily(self.data)
+                img, orientation = imaging.open_lazily(data)
                 upright = imaging.decode(img, orientation, at_least)
             except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as exc:
                 raise UnmoderatableImage(f"cannot decode the original: {exc}") from exc

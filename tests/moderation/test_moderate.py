@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
 
-from moderation.backends import TestBackend, UnmoderatableImage
+from moderation.backends import LocalModelBackend, TestBackend, UnmoderatableImage
 from moderation.models import ModerationResult
 from moderation.services import moderate
 from tests.photos import photo
@@ -123,3 +125,24 @@ def test_a_dry_run_stores_nothing(make_image):
 
     assert decision.outcome == State.APPROVED
     assert not ModerationResult.objects.exists()
+
+
+def test_an_original_missing_from_storage_is_retried_not_judged(make_image):
+    image = make_image(photo(640, 480, subject="astronaut", quality=80))
+    storages["default"].delete(image.md5)
+
+    with pytest.raises(FileNotFoundError):
+        moderate(image)
+
+    assert ModerationResult.objects.get(image=image).error.startswith("FileNotFoundError")
+
+
+def test_bytes_no_decoder_can_read_go_to_review(make_image):
+    image = make_image(photo(640, 480, subject="chelsea", quality=80))
+    storages["default"].delete(image.md5)
+    storages["default"].save(image.md5, ContentFile(b"\xff\xd8\xff\xe0 not a jpeg at all"))
+
+    decision = moderate(image, backend=LocalModelBackend())
+
+    assert decision.outcome == State.IN_REVIEW
+    assert decision.reason.startswith("not moderated automatically: cannot decode the original")
