@@ -30,6 +30,16 @@ def fresh_cache() -> Iterator[None]:
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def fresh_moderation_scripts() -> Iterator[None]:
+    """TestBackend's scripted verdicts are process-wide: no test inherits another's."""
+    from moderation.backends import TestBackend
+
+    TestBackend.reset()
+    yield
+    TestBackend.reset()
+
+
 @pytest.fixture
 def make_token() -> Callable[..., str]:
     """Sign an upload token the way PinsterApi does (RS256, its claims); override any claim."""
