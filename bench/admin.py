@@ -23,6 +23,7 @@ import time
 import tracemalloc
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -117,25 +118,34 @@ def analyze() -> None:
             cursor.execute("ANALYZE")
 
 
-Result = tuple[float, int, int | None]  # median ms, queries, rows shown or exported
+@dataclass(frozen=True)
+class Result:
+    wall_ms: float  # median
+    cpu_ms: float  # median, this process: ORM, templates, CSV (not PostgreSQL's work)
+    db_ms: float  # median of the summed query times Django records
+    queries: int
+    rows: int | None  # rows shown in the list, or exported
 
 
 def timed(fn: Callable[[], int | None], rounds: int) -> Result:
-    """Median milliseconds over `rounds`, and the queries and rows of one run (after a
-    warm-up that fills the caches of content types and permissions)."""
+    """Medians over `rounds` after a warm-up (caches of content types and permissions)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     fn()
-    with CaptureQueriesContext(connection) as captured:
-        rows = fn()
-    queries = len(captured.captured_queries)  # read now: the next request clears the log
-    times = []
+    walls, cpus, dbs = [], [], []
     for _ in range(rounds):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000, queries, rows
+        with CaptureQueriesContext(connection) as captured:
+            wall, cpu = time.perf_counter(), time.process_time()
+            rows = fn()
+            walls.append(time.perf_counter() - wall)
+            cpus.append(time.process_time() - cpu)
+        # Read now: the next request clears the log.
+        dbs.append(sum(float(query["time"]) for query in captured.captured_queries))
+        queries = len(captured.captured_queries)
+    return Result(
+        *(statistics.median(values) * 1000 for values in (walls, cpus, dbs)), queries, rows
+    )
 
 
 def get(client: Any, url: str) -> Callable[[], int | None]:
@@ -184,8 +194,31 @@ def measure(client: Any, rounds: int) -> dict[str, Result]:
     sample = Image.objects.get(md5=hashlib.md5(b"0").hexdigest())
     results = {name: timed(get(client, url), rounds) for name, url in pages(sample).items()}
     results["export: everything"] = timed(get(client, EXPORT_ALL), max(1, rounds // 2))
-    results["  export peak memory (MiB)"] = (export_peak_mib(client), 0, None)
     return results
+
+
+def report(
+    small: dict[str, Result], large: dict[str, Result], small_events: int, large_events: int
+) -> None:
+    print(
+        f"\nmedian ms at {small_events:,} -> {large_events:,} events "
+        "(CPU: this process; DB: query time; wall: both, plus waiting on a loaded machine)"
+    )
+    print(
+        f"{'page':27} {'CPU':>15} {'ratio':>5} {'DB':>13} {'wall':>15} {'ratio':>5}"
+        f" {'queries':>7} {'rows':>11}"
+    )
+    for name, base in small.items():
+        big = large[name]
+        shown = f"{base.rows}/{big.rows}" if base.rows is not None else ""
+        print(
+            f"{name:27} {base.cpu_ms:6.1f} -> {big.cpu_ms:6.1f} {big.cpu_ms / base.cpu_ms:5.2f}"
+            f" {base.db_ms:4.0f} -> {big.db_ms:5.0f}"
+            f" {base.wall_ms:6.1f} -> {big.wall_ms:6.1f} {big.wall_ms / base.wall_ms:5.2f}"
+            f" {f'{base.queries}/{big.queries}':>7} {shown:>11}"
+        )
+    rate = large_events / (large["export: everything"].wall_ms / 1000)
+    print(f"\nexport of everything: {rate:,.0f} events/s")
 
 
 def main() -> None:
@@ -215,28 +248,17 @@ def main() -> None:
         baseline_images = args.baseline // EVENTS_PER_IMAGE
         add_images(baseline_images, 0)
         analyze()
-        small = measure(client, args.rounds)
-        small_events = ImageEvent.objects.count()
+        small, small_events = measure(client, args.rounds), ImageEvent.objects.count()
+        small_peak = export_peak_mib(client)
 
         started = time.perf_counter()
         add_images(args.events // EVENTS_PER_IMAGE - baseline_images, baseline_images)
         analyze()
         print(f"(created {args.events:,} events in {time.perf_counter() - started:.1f} s)")
-        large = measure(client, args.rounds)
-        large_events = ImageEvent.objects.count()
-
-        print(
-            f"\n{'page':28} {f'{small_events:,} events':>16} {f'{large_events:,} events':>16}"
-            f" {'ratio':>6} {'queries':>8} {'rows':>12}"
-        )
-        for name, (base, queries, rows) in small.items():
-            value, large_queries, large_rows = large[name]
-            ratio = value / base if base else float("nan")
-            counts = f"{queries}/{large_queries}" if queries else ""
-            shown = f"{rows}/{large_rows}" if rows is not None else ""
-            print(f"{name:28} {base:16.1f} {value:16.1f} {ratio:6.2f} {counts:>8} {shown:>12}")
-        rows_per_s = large_events / (large["export: everything"][0] / 1000)
-        print(f"\nmilliseconds, median; export of everything: {rows_per_s:,.0f} events/s")
+        large, large_events = measure(client, args.rounds), ImageEvent.objects.count()
+        large_peak = export_peak_mib(client)
+        report(small, large, small_events, large_events)
+        print(f"export peak memory (traced): {small_peak:.1f} MiB -> {large_peak:.1f} MiB")
     finally:
         connection.close()
         teardown_databases(old_config, verbosity=0)
