@@ -188,3 +188,25 @@ def test_moderators_may_redeliver_notifications_and_auditors_may_not(
     Notification.objects.create_for(make_image(), Notification.Kind.REJECTED)
     assert 'value="redeliver"' in client_for(moderator).get(url).content.decode()
     assert 'value="redeliver"' not in client_for(auditor).get(url).content.decode()
+
+
+@pytest.mark.parametrize("who", [*VIEWERS, "admin_user"])
+def test_delivery_attempts_are_read_only_for_everyone(
+    who: str, request: pytest.FixtureRequest, make_image: Any
+) -> None:
+    from django.contrib import admin
+    from django.utils import timezone
+
+    from notifications.models import DeliveryAttempt, Notification
+
+    notification = Notification.objects.create_for(make_image(), Notification.Kind.REJECTED)
+    attempt = DeliveryAttempt.objects.create(
+        notification=notification, number=1, at=timezone.now(), latency_ms=5, result="failed"
+    )
+    assert not admin.site.is_registered(DeliveryAttempt)  # shown inline on its notification
+    client = client_for(request.getfixturevalue(who))
+    page = f"/admin/notifications/notification/{notification.pk}/change/"
+    assert client.get(page).status_code == 200
+    assert client.post(page, {"delivery_attempts-TOTAL_FORMS": "0"}).status_code == 403
+    assert client.post(page.replace("change", "delete"), {"post": "yes"}).status_code == 403
+    assert DeliveryAttempt.objects.filter(pk=attempt.pk).exists()
