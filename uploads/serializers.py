@@ -169,3 +169,36 @@ class ImageSerializer(serializers.ModelSerializer):
         public = storages["public"]
         prefix = f"{image.md5}_"
         return {key[len(prefix) :]: public.url(key) for key in image.renditions if "_" in key}
+
+
+class UploadFieldsSerializer(serializers.Serializer):
+    """The request's `data` object (documentation of the contract's JSON body)."""
+
+    image = serializers.CharField(help_text="data:image/<type>;base64,<bytes>, or bare base64")
+    name = serializers.CharField(required=False, help_text="3..140 characters")
+    description = serializers.CharField(required=False, help_text="3..140 characters")
+    featured = serializers.CharField(
+        required=False, help_text="ISO 8601, e.g. 2019-05-16T02:03:37+0000"
+    )
+
+
+class UploadJsonSerializer(serializers.Serializer):
+    data = UploadFieldsSerializer()
+
+
+class UploadMultipartSerializer(serializers.Serializer):
+    image = serializers.FileField()
+    name = serializers.CharField(required=False)
+    description = serializers.CharField(required=False)
+    featured = serializers.CharField(required=False)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error: a stable machine code and a human message (legacy bodies add fields)."""
+
+    code = serializers.CharField()
+    error = serializers.CharField()
+    errors = serializers.DictField(
+        required=False, help_text="invalid_fields: {data: {field: message}}"
+    )
+    example_body = serializers.DictField(required=False, help_text="missing_fields only")

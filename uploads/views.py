@@ -11,7 +11,8 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,7 +23,13 @@ from uploads import publishing
 from uploads.authentication import Uploader
 from uploads.errors import ApiError, unavailable
 from uploads.models import Image, State
-from uploads.serializers import ImageSerializer, parse_upload
+from uploads.serializers import (
+    ErrorSerializer,
+    ImageSerializer,
+    UploadJsonSerializer,
+    UploadMultipartSerializer,
+    parse_upload,
+)
 from uploads.services import receive_upload
 
 _in_flight = threading.BoundedSemaphore(settings.MAX_CONCURRENT_UPLOADS)
@@ -51,20 +58,25 @@ class UploaderRateThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": request.user.id}
 
 
+def error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
 ERRORS = {
-    400: OpenApiResponse(
-        description="Bad request: `missing_fields`, `invalid_fields`, "
-        "`malformed_json`, `invalid_base64`, `invalid_data_url`, `type_mismatch`"
+    400: error(
+        "`missing_fields`, `invalid_fields`, `malformed_json`, `invalid_image`, "
+        "`invalid_data_url`, `invalid_base64`, `empty_image`, `type_mismatch`"
     ),
-    401: OpenApiResponse(description="`not_authenticated`: no Authorization header"),
-    403: OpenApiResponse(description="`invalid_token`: the token failed verification"),
-    413: OpenApiResponse(description="`payload_too_large`"),
-    415: OpenApiResponse(description="`unsupported_image_format`, `unsupported_media_type`"),
-    422: OpenApiResponse(
-        description="`corrupt_image`, `image_too_large`, `image_too_small`, `too_many_frames`"
+    401: error("`not_authenticated`: no Authorization header"),
+    403: error("`invalid_token`: the token failed verification"),
+    413: error("`payload_too_large`"),
+    415: error("`unsupported_image_format`, `unsupported_media_type`"),
+    422: error(
+        "`corrupt_image`, `image_too_large`, `image_too_small`, `too_many_frames`, "
+        "`checksum_conflict`"
     ),
-    429: OpenApiResponse(description="`throttled`, with Retry-After"),
-    503: OpenApiResponse(description="`storage_unavailable`, `database_unavailable`, `overloaded`"),
+    429: error("`throttled`, with Retry-After"),
+    503: error("`storage_unavailable`, `database_unavailable`, `overloaded`"),
 }
 
 
@@ -72,8 +84,11 @@ class UploadView(APIView):
     throttle_classes = [UploaderRateThrottle]
 
     @extend_schema(
-        operation_id="upload_image",
         summary="Upload an image (JSON with base64 or a data URL, or multipart with an image part)",
+        request={
+            "application/json": UploadJsonSerializer,
+            "multipart/form-data": UploadMultipartSerializer,
+        },
         responses={202: ImageSerializer, 200: ImageSerializer, **ERRORS},
     )
     def post(self, request: Request) -> Response:
@@ -89,7 +104,15 @@ class UploadView(APIView):
 
 
 class ImageDetailView(APIView):
-    @extend_schema(operation_id="get_image", responses={200: ImageSerializer, 404: ERRORS[403]})
+    @extend_schema(
+        operation_id="get_image",
+        responses={
+            200: ImageSerializer,
+            401: ERRORS[401],
+            403: ERRORS[403],
+            404: error("`not_found`: no such image of this uploader"),
+        },
+    )
     def get(self, request: Request, pk: str) -> Response:
         try:
             image = Image.objects.filter(pk=pk, user_id=request.user.id).first()
@@ -110,6 +133,16 @@ class PublicObjectView(APIView):
     authentication_classes: list[Any] = []
     permission_classes: list[Any] = []
 
+    @extend_schema(
+        summary="A thumbnail of a published image, made on first request",
+        parameters=[OpenApiParameter("key", str, description="<md5>_<W>x<H>[.webp]")],
+        responses={
+            (200, "image/jpeg"): OpenApiTypes.BINARY,
+            302: OpenApiResponse(description="Redirect to the public object"),
+            400: error("`invalid_key`"),
+            404: error("`not_found`"),
+        },
+    )
     def get(self, request: Request, key: str | None = None) -> HttpResponseBase:
         key = key or request.query_params.get("key", "")
         try:
@@ -141,6 +174,10 @@ class MediaView(APIView):
     authentication_classes: list[Any] = []
     permission_classes: list[Any] = []
 
+    @extend_schema(
+        summary="A public object, when storage is local",
+        responses={(200, "image/jpeg"): OpenApiTypes.BINARY, 404: error("`not_found`")},
+    )
     def get(self, request: Request, key: str) -> HttpResponseBase:
         return self.respond(key)
 
