@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Collection
 from functools import cache
+from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -13,8 +15,8 @@ from django.core.files.storage import Storage, storages
 from django.db import transaction
 from PIL import Image as PILImage
 
-from uploads import thumbnails
-from uploads.models import Image
+from uploads import storage_keys, thumbnails
+from uploads.models import EventKind, Image, ImageEvent, State
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +65,15 @@ def read_original(image: Image) -> bytes:
         return original.read()
 
 
-def publish_image(image: Image) -> list[str]:
+def publish_image(image: Image, *, include_original: bool = True) -> list[str]:
     """Render and write every public object of `image`; returns their keys. Safe to rerun."""
     data = read_original(image)
     sizes = configured_sizes(settings.THUMBNAIL_SIZES)
     renditions = thumbnails.render_thumbnails(
         data,
         sizes,
-        include_original=True,
+        formats=settings.THUMBNAIL_FORMATS,
+        include_original=include_original,
         **render_options(),  # type: ignore[arg-type]
     )
     keys = []
@@ -109,12 +112,69 @@ def generate_on_demand(image: Image, size: thumbnails.Size, fmt: str) -> str:
         return key
     rendition = thumbnails.render_one(read_original(image), size, fmt, **render_options())  # type: ignore[arg-type]
     save_public(key, rendition)
+    if not add_renditions(image, [key]):
+        public_storage().delete(key)
+    return key
+
+
+def add_renditions(image: Image, keys: list[str], *, event: dict[str, Any] | None = None) -> bool:
+    """Record `keys` in the renditions of `image` (and `event`, an ImageEvent's fields) if it
+    is still published. False when a takedown came first: unpublishing may have read the
+    renditions already, so the caller must delete what it wrote."""
     with transaction.atomic():
         locked = Image.objects.select_for_update().get(pk=image.pk)
-        if key not in locked.renditions:
-            locked.renditions = [*locked.renditions, key]
+        if locked.state != State.PUBLISHED:
+            return False
+        added = [key for key in keys if key not in locked.renditions]
+        if added:
+            locked.renditions = [*locked.renditions, *added]
             locked.save(update_fields=["renditions"])
-    return key
+        if event is not None:
+            ImageEvent.objects.create(image=locked, kind=EventKind.STORAGE, **event)
+    image.renditions = locked.renditions
+    return True
+
+
+def thumbnail_keys(md5: str) -> list[str]:
+    """The thumbnail keys the current THUMBNAIL_SIZES and THUMBNAIL_FORMATS give `md5`."""
+    sizes = configured_sizes(settings.THUMBNAIL_SIZES)
+    formats = settings.THUMBNAIL_FORMATS
+    return [thumbnails.thumbnail_key(md5, size, fmt) for size in sizes for fmt in formats]
+
+
+def regenerate_thumbnails(image: Image, *, include_original: bool = True) -> list[str]:
+    """Re-render the public objects of a published image for the current sizes and formats
+    (the original's copy too unless `include_original` is False), add them to its renditions
+    with a STORAGE event; returns the keys written, [] if it was taken down meanwhile.
+    Safe to interrupt and rerun: a rerun rewrites the same keys."""
+    keys = publish_image(image, include_original=include_original)
+    event = {"actor": "system:regenerate_thumbnails", "reason": "re-rendered"}
+    if add_renditions(image, keys, event={**event, "details": {"written": keys}}):
+        return keys
+    storage_keys.delete_objects("public", keys)
+    return []
+
+
+def forget_thumbnails(md5s: Collection[str], *, actor: str) -> int:
+    """Drop the thumbnail keys (with `_`) from the renditions of the images with these md5s,
+    keeping the original's `<md5>`, with a STORAGE event each; returns how many changed."""
+    changed = 0
+    with transaction.atomic():
+        for image in Image.objects.select_for_update().filter(md5__in=md5s).order_by("pk"):
+            removed = [key for key in image.renditions if storage_keys.is_thumbnail(key)]
+            if not removed:
+                continue
+            image.renditions = [key for key in image.renditions if key not in removed]
+            image.save(update_fields=["renditions"])
+            ImageEvent.objects.create(
+                image=image,
+                kind=EventKind.STORAGE,
+                actor=actor,
+                reason="thumbnails purged",
+                details={"removed": removed},
+            )
+            changed += 1
+    return changed
 
 
 def content_type_of(key: str, head: bytes) -> str:
