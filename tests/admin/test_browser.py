@@ -90,6 +90,7 @@ def test_a_moderator_reviews_the_queue_approves_one_image_and_rejects_another(
     print(f"\nscreenshots: {ARTIFACTS}")
 
     page = chromium.new_page(viewport={"width": 1440, "height": 1000})
+    page.set_default_timeout(60_000)  # a loaded CI machine, not a hung page
     page.goto(f"{live_server.url}/admin/login/?next=/admin/")
     page.fill("#id_username", "mia")
     page.fill("#id_password", "mia-password-1")
