@@ -97,7 +97,8 @@ class BackendFilter(admin.SimpleListFilter):
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         recent = ModerationResult.objects.order_by("-created_at").values_list("backend", flat=True)
-        backends = {*recent[:RECENT_RESULTS], *([self.value()] if self.value() else [])}
+        chosen = self.value()
+        backends: set[str] = {*recent[:RECENT_RESULTS], *([chosen] if chosen else [])}
         return [(path, path.rsplit(".", 1)[-1]) for path in sorted(backends)]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:

@@ -81,7 +81,7 @@ class Command(BaseCommand):
             "",
             "Upload a photo (the token below is a development token valid for 24 hours):",
             f"  TOKEN={token}",
-            "  (printf '{\"data\": {\"image\": \"data:image/jpeg;base64,'; base64 -w0 photo.jpg;"
+            '  (printf \'{"data": {"image": "data:image/jpeg;base64,\'; base64 -w0 photo.jpg;'
             " printf '\"}}') |",
             f'  curl -s -X POST {url}/ -H "Authorization: Bearer $TOKEN" \\',
             "       -H 'Content-Type: application/json' --data-binary @-",
