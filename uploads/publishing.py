@@ -122,17 +122,25 @@ def add_renditions(image: Image, keys: list[str], *, event: dict[str, Any] | Non
     is still published. False when a takedown came first: unpublishing may have read the
     renditions already, so the caller must delete what it wrote."""
     with transaction.atomic():
-        locked = Image.objects.select_for_update().get(pk=image.pk)
-        if locked.state != State.PUBLISHED:
-            return False
-        added = [key for key in keys if key not in locked.renditions]
-        if added:
-            locked.renditions = [*locked.renditions, *added]
-            locked.save(update_fields=["renditions"])
+        # Usually the row is as `image` was read: one conditional UPDATE, no locking read.
+        renditions = _with_keys(image.renditions, keys)
+        as_read = Image.objects.filter(
+            pk=image.pk, state=State.PUBLISHED, renditions=image.renditions
+        )
+        if not as_read.update(renditions=renditions):
+            locked = Image.objects.select_for_update().get(pk=image.pk)
+            if locked.state != State.PUBLISHED:
+                return False
+            renditions = _with_keys(locked.renditions, keys)
+            Image.objects.filter(pk=image.pk).update(renditions=renditions)
         if event is not None:
-            ImageEvent.objects.create(image=locked, kind=EventKind.STORAGE, **event)
-    image.renditions = locked.renditions
+            ImageEvent.objects.create(image=image, kind=EventKind.STORAGE, **event)
+    image.renditions = renditions
     return True
+
+
+def _with_keys(renditions: list[str], keys: list[str]) -> list[str]:
+    return [*renditions, *(key for key in keys if key not in renditions)]
 
 
 def thumbnail_keys(md5: str) -> list[str]:

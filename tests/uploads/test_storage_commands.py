@@ -360,3 +360,19 @@ def test_purge_pages_through_more_than_a_thousand_thumbnails_on_s3(settings):
 
     assert public_keys() == [md5]
     assert "1005 deleted" in out
+
+
+# --- renditions, as on-demand generation and regenerate_thumbnails record them ----------------
+
+
+def test_two_writers_adding_renditions_from_the_same_read_keep_both_keys(two, moderator):
+    first, second = Image.objects.get(pk=two[0].pk), Image.objects.get(pk=two[0].pk)
+    before = list(first.renditions)
+
+    assert publishing.add_renditions(first, ["a_1x1"])
+    assert publishing.add_renditions(second, ["b_1x1"])  # its read is stale now
+
+    assert Image.objects.get(pk=two[0].pk).renditions == [*before, "a_1x1", "b_1x1"]
+    assert second.take_down(by=moderator, reason="test")
+    assert not publishing.add_renditions(second, ["c_1x1"])
+    assert "c_1x1" not in Image.objects.get(pk=two[0].pk).renditions
