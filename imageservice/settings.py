@@ -223,6 +223,9 @@ if BUCKET_NAME:
         "region_name": AWS_S3_REGION_NAME,
         "file_overwrite": True,
         "signature_version": "s3v4",
+        # Objects here are a few MB at most: a transfer thread pool per object costs more
+        # CPU than it saves.
+        "use_threads": False,
         # Bounded: a store that hangs fails an upload with a 503 long before gunicorn's timeout
         # (botocore's defaults, 60 s per read and 3 attempts, held a request for 3 minutes).
         "client_config": Config(
@@ -382,7 +385,9 @@ REKOGNITION_REGION = env_str("REKOGNITION_REGION", AWS_S3_REGION_NAME)
 REKOGNITION_ENDPOINT_URL = env_str("REKOGNITION_ENDPOINT_URL") or None
 REKOGNITION_MAX_ATTEMPTS = env_int("REKOGNITION_MAX_ATTEMPTS", 3, minimum=1)  # botocore standard
 REKOGNITION_TIMEOUT_SECONDS = env_float("REKOGNITION_TIMEOUT_SECONDS", 10.0, minimum=0.1)
-LOCAL_MODEL_THREADS = env_int("LOCAL_MODEL_THREADS", 0)  # onnxruntime intra-op; 0 = its default
+# onnxruntime intra-op threads; 0 = its default. One thread halves the model's CPU per image
+# (its thread pool spins while waiting) for the same wall time within a busy worker.
+LOCAL_MODEL_THREADS = env_int("LOCAL_MODEL_THREADS", 1)
 BLOCKLIST_MAX_DISTANCE = env_int("BLOCKLIST_MAX_DISTANCE", 6, minimum=0)  # bits of 64
 BLOCKLIST_ACTION = env_choice("BLOCKLIST_ACTION", "review", {"review", "reject"})
 
