@@ -4,8 +4,8 @@ Built at test time from tests/hostile/files.py and tokens.py (nothing downloaded
 cases name the status and the stable error code; accepted ones (202) name what must hold of the
 published copy once the pipeline has run (`after`, see test_published_copies.py).
 
-`python -m tests.hostile.corpus DIR` writes every case's body to DIR with a manifest, for a
-fuzzer or for eyes; the tests never read those files.
+`python -m tests.hostile DIR` writes every case's body to DIR with a manifest, for a fuzzer or
+for eyes; the tests never read those files.
 """
 
 from __future__ import annotations
@@ -289,14 +289,3 @@ def write(directory: str) -> int:
         )
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return len(manifest)
-
-
-if __name__ == "__main__":
-    import os
-    import sys
-
-    import django
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
-    django.setup()
-    print(f"wrote {write(sys.argv[1])} cases to {sys.argv[1]}")
