@@ -14,6 +14,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -57,6 +58,14 @@ class Topology:
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="faults-stack-"))
         self.exits = contextlib.ExitStack()
+        self.exits.callback(shutil.rmtree, self.root, ignore_errors=True)
+        try:
+            self._start()
+        except BaseException:
+            self.exits.close()  # whatever did start is stopped again
+            raise
+
+    def _start(self) -> None:
         self.pg = PrivatePostgres().create()
         self.exits.callback(self.pg.destroy)
         self.redis = PrivateRedis().start()
