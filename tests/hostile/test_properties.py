@@ -196,13 +196,13 @@ def test_a_fresh_process_accepts_every_allowed_format_first():
         "print(inspect_image(sys.stdin.buffer.read(), declared=None).format);"
         "from PIL import Image; print(*sorted({'JPEG', 'GIF', 'WEBP'} & set(Image.OPEN)))"
     )
-    env = {"PATH": "/usr/bin:/bin", "VAR_DIR": tempfile.mkdtemp(), "LOG_LEVEL": "ERROR"}
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        input=encode(PILImage.new("RGB", (32, 32), "navy"), "JPEG"),
-        capture_output=True,
-        cwd=repo_root(),
-        env=env,
-        timeout=60,
-    )
+    with tempfile.TemporaryDirectory() as var:
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            input=encode(PILImage.new("RGB", (32, 32), "navy"), "JPEG"),
+            capture_output=True,
+            cwd=repo_root(),
+            env={"PATH": "/usr/bin:/bin", "VAR_DIR": var, "LOG_LEVEL": "ERROR"},
+            timeout=60,
+        )
     assert done.stdout.decode().split() == ["JPEG", "GIF", "JPEG", "WEBP"], done.stderr[-2000:]

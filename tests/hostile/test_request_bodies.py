@@ -15,6 +15,7 @@ import base64
 import json
 import os
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -64,6 +65,7 @@ def server() -> Iterator[int]:
     finally:
         process.terminate()
         process.wait(15)
+        shutil.rmtree(var, ignore_errors=True)
 
 
 def head(port: int, extra: str) -> bytes:
