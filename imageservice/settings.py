@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+from boto3.s3.transfer import TransferConfig
 from django.core.exceptions import ImproperlyConfigured
 
 from uploads.keys import load_keys
@@ -225,7 +226,7 @@ if BUCKET_NAME:
         "signature_version": "s3v4",
         # Objects here are a few MB at most: a transfer thread pool per object costs more
         # CPU than it saves.
-        "use_threads": False,
+        "transfer_config": TransferConfig(use_threads=False),
         # Bounded: a store that hangs fails an upload with a 503 long before gunicorn's timeout
         # (botocore's defaults, 60 s per read and 3 attempts, held a request for 3 minutes).
         "client_config": Config(
