@@ -87,17 +87,9 @@ class Client:
     def token(self, **changes: Any) -> str:
         import jwt
 
-        now = int(time.time())
-        claims = {
-            "iss": self.pinster_url,
-            "aud": self.web,
-            "nbf": now - 1,
-            "exp": now + 600,
-            "imageable_type": "Pin",
-            "imageable_id": str(uuid.uuid4()),
-            "user_id": str(uuid.uuid4()),
-            **changes,
-        }
+        from uploads.keys import upload_token_claims
+
+        claims = upload_token_claims(issuer=self.pinster_url, audience=self.web, **changes)
         return jwt.encode(claims, self.private_pem, algorithm="RS256")
 
     def post(self, body: bytes, token: str) -> tuple[int, dict[str, str], dict[str, Any]]:

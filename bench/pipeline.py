@@ -59,16 +59,9 @@ def upload(url: str, token: str, data: bytes) -> str:
 def sign_token(private_pem: str, service_url: str, pinster_url: str) -> str:
     import jwt
 
-    now = int(time.time())
-    claims = {
-        "iss": pinster_url,
-        "aud": service_url,
-        "nbf": now - 1,
-        "exp": now + 3600,
-        "imageable_type": "Pin",
-        "imageable_id": str(uuid.uuid4()),
-        "user_id": str(uuid.uuid4()),
-    }
+    from uploads.keys import upload_token_claims
+
+    claims = upload_token_claims(issuer=pinster_url, audience=service_url, lifetime=3600)
     return jwt.encode(claims, private_pem, algorithm="RS256")
 
 

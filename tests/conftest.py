@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ from django.contrib.auth.models import Group, User
 from rest_framework.test import APIClient
 
 from tests.photos import photo
+from uploads.keys import upload_token_claims
 
 
 def pinster_private_key() -> str:
@@ -47,18 +46,9 @@ def make_token() -> Callable[..., str]:
     def make(
         key: str | None = None, algorithm: str = "RS256", headers: Any = None, **claims: Any
     ) -> str:
-        now = int(time.time())
-        payload = {
-            "iss": settings.PINSTER_API_URL,
-            "aud": settings.IMAGE_SERVICE_URL,
-            "nbf": now - 1,
-            "exp": now + 600,
-            "imageable_type": "Pin",
-            "imageable_id": str(uuid.uuid4()),
-            "user_id": str(uuid.uuid4()),
-        }
-        payload.update(claims)
-        payload = {k: v for k, v in payload.items() if v is not None}
+        payload = upload_token_claims(
+            issuer=settings.PINSTER_API_URL, audience=settings.IMAGE_SERVICE_URL, **claims
+        )
         return jwt.encode(
             payload, key or pinster_private_key(), algorithm=algorithm, headers=headers
         )

@@ -10,6 +10,8 @@ import base64
 import binascii
 import os
 import re
+import time
+import uuid
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -88,3 +90,22 @@ def load_keys(name: str, *, private: bool, dev_dir: Path) -> list[str]:
     for pem in pems:
         _check(name, pem, private=private)
     return pems
+
+
+def upload_token_claims(
+    *, issuer: str, audience: str, lifetime: int = 600, **changes: object
+) -> dict[str, object]:
+    """The claims PinsterApi puts in an upload token (CONTRACT.md 1.2): new ids unless given.
+    A change of None removes that claim. For development tokens, tests and benchmarks."""
+    now = int(time.time())
+    claims: dict[str, object] = {
+        "iss": issuer,
+        "aud": audience,
+        "nbf": now - 1,
+        "exp": now + lifetime,
+        "imageable_type": "Pin",
+        "imageable_id": str(uuid.uuid4()),
+        "user_id": str(uuid.uuid4()),
+    }
+    claims.update(changes)
+    return {name: value for name, value in claims.items() if value is not None}

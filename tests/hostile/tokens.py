@@ -6,8 +6,6 @@ import base64
 import hashlib
 import hmac
 import json
-import time
-import uuid
 from functools import cache
 from typing import Any
 
@@ -17,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.conf import settings
 
 from tests.conftest import pinster_private_key
+from uploads.keys import upload_token_claims
 
 
 def b64url(data: bytes) -> str:
@@ -25,18 +24,9 @@ def b64url(data: bytes) -> str:
 
 def claims(**changes: Any) -> dict[str, Any]:
     """PinsterApi's claims (CONTRACT.md 1.2); a change of None removes the claim."""
-    now = int(time.time())
-    values = {
-        "iss": settings.PINSTER_API_URL,
-        "aud": settings.IMAGE_SERVICE_URL,
-        "nbf": now - 1,
-        "exp": now + 600,
-        "imageable_type": "Pin",
-        "imageable_id": str(uuid.uuid4()),
-        "user_id": str(uuid.uuid4()),
-    }
-    values.update(changes)
-    return {name: value for name, value in values.items() if value is not None}
+    return upload_token_claims(
+        issuer=settings.PINSTER_API_URL, audience=settings.IMAGE_SERVICE_URL, **changes
+    )
 
 
 def sign(

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import jwt
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+
+from uploads.keys import upload_token_claims
 
 
 class Command(BaseCommand):
@@ -27,14 +27,12 @@ class Command(BaseCommand):
         key_path = options["key"] or Path(settings.VAR_DIR) / "keys" / "pinster_private.pem"
         if not key_path.exists():
             raise CommandError(f"no private key at {key_path}; pass --key")
-        now = int(time.time())
-        claims = {
-            "iss": settings.PINSTER_API_URL,
-            "aud": settings.IMAGE_SERVICE_URL,
-            "nbf": now - 1,
-            "exp": now + 60 * options["minutes"],
-            "imageable_type": options["imageable_type"],
-            "imageable_id": options["imageable_id"] or str(uuid.uuid4()),
-            "user_id": options["user_id"] or str(uuid.uuid4()),
-        }
+        claims = upload_token_claims(
+            issuer=settings.PINSTER_API_URL,
+            audience=settings.IMAGE_SERVICE_URL,
+            lifetime=60 * options["minutes"],
+            imageable_type=options["imageable_type"],
+            imageable_id=options["imageable_id"],
+            user_id=options["user_id"],
+        )
         self.stdout.write(jwt.encode(claims, key_path.read_text(), algorithm="RS256"))
