@@ -338,7 +338,6 @@ def _after_publication(image: Image) -> None:
 
 def _after_takedown(image: Image) -> None:
     from notifications.models import Notification
-
     from uploads import tasks
 
     Notification.objects.create_for(image, Notification.Kind.TAKEN_DOWN)
