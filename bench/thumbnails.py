@@ -1,20 +1,23 @@
 """Thumbnail benchmark: our engine against naive Pillow and against Thumbor, in one run.
 
     .venv/bin/python bench/thumbnails.py [--rounds 5] [--requests 10] [--no-thumbor]
-                                         [--url http://127.0.0.1:8000]
+                                         [--no-service] [--only-on-demand]
 
 Each variant runs in a fresh subprocess so its peak RSS (VmHWM) is its own. CPU is
 time.process_time() per image (median of the rounds, best of two interleaved runs); these
 machines are noisy, so read the ratios, not the absolute times. "naive" is what the issue
 describes: for each size, open, convert("RGB"), thumbnail(), save. "naive-1" decodes once and
 copies per size, a stricter baseline. Thumbor is installed with pip into a scratch venv
-(var/bench-venv), never into the project.
+(var/bench-venv), never into the project. Our on-demand endpoint is timed over HTTP against
+Thumbor on the same photo: the bench starts the service itself (`manage.py serve` on a loopback
+port, a fresh VAR_DIR, local storage), uploads the photo with a development token and waits
+until it is published.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
+import base64
 import io
 import json
 import os
@@ -25,6 +28,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -290,9 +294,7 @@ def timed_gets(url: str, count: int, pid: int | None = None) -> tuple[float, flo
 def start_thumbor(binary: Path, root: Path) -> tuple[subprocess.Popen[bytes], str]:
     conf = root / "thumbor.conf"
     conf.write_text(THUMBOR_CONF.format(root=str(root)))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     cmd = [str(binary), "-i", "127.0.0.1", "-p", str(port), "-c", str(conf), "-l", "error"]
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
@@ -318,39 +320,197 @@ def ours_in_process(data: bytes, size: thumbnails.Size, count: int) -> tuple[flo
     return statistics.median(walls), statistics.median(cpus), rendition.data
 
 
-def compare_thumbor(
-    path: Path, count: int, url: str | None, md5: str | None, use_thumbor: bool
-) -> None:
-    print("\n## On-demand single size: Thumbor (HTTP, loopback) against render_one")
+# Every timed request to our endpoint must render: each asks a size not made yet. For the
+# 4000x3000 landscape, 400x401, 400x402, ... all fit to exactly 400x300 (the width binds), the
+# same output and cost as 400x400 and as Thumbor's fit-in/400x400.
+def variants(box: str, count: int) -> list[str]:
+    width, height = (int(side) for side in box.split("x"))
+    return [f"{width}x{height + 1 + i}" for i in range(count)]
+
+
+class Service:
+    """Our service as `manage.py serve` runs it (gunicorn, embedded worker, SQLite, local
+    storage serving thumbnail bytes) in a fresh VAR_DIR, on a loopback port."""
+
+    CLEARED = {
+        "DATABASE_URL", "BROKER_URL", "CACHE_URL", "BUCKET_NAME", "PRIVATE_BUCKET_NAME",
+        "AWS_S3_ENDPOINT_URL", "MEDIA_ROOT", "MEDIA_URL", "PUBLIC_BASE_URL", "API_PUBLIC_KEY",
+        "PRIVATE_KEY", "DEBUG", "BIND", "PROMETHEUS_MULTIPROC_DIR", "THUMBNAIL_SIZES",
+        "ON_DEMAND_SIZES", "JPEG_QUALITY", "WATERMARK_PATH",  # Thumbor: quality 85, no mark
+    }  # fmt: skip
+
+    def __init__(self, workdir: Path, on_demand_sizes: str) -> None:
+        self.var = workdir / "var"
+        port = free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        self.env = {k: v for k, v in os.environ.items() if k not in self.CLEARED}
+        self.env.update(
+            VAR_DIR=str(self.var),
+            IMAGE_SERVICE_URL=self.base,
+            ON_DEMAND_SIZES=on_demand_sizes,
+            DJANGO_SETTINGS_MODULE="imageservice.settings",
+        )
+        self.log = (workdir / "service.log").open("wb")
+        cmd = [sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{port}", "--no-admin"]
+        self.process = subprocess.Popen(
+            cmd, cwd=ROOT, env=self.env, stdout=self.log, stderr=self.log
+        )
+        wait_for(f"{self.base}/healthz", 90, self.process)
+
+    def publish(self, data: bytes) -> str:
+        """Upload as the frontend does, with a dev token; wait until it is published."""
+        ids = ["--user-id", str(uuid.uuid4()), "--imageable-id", str(uuid.uuid4())]
+        token = subprocess.run(
+            [sys.executable, "manage.py", "sign_upload_token", "--minutes", "60", *ids],
+            cwd=ROOT, env=self.env, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        auth = {"Authorization": f"Bearer {token}"}
+        image = "data:image/jpeg;base64," + base64.b64encode(data).decode()
+        body = json.dumps({"data": {"image": image}}).encode()
+        request = urllib.request.Request(
+            f"{self.base}/", body, {**auth, "Content-Type": "application/json"}
+        )
+        answer = json.load(urllib.request.urlopen(request, timeout=60))
+        deadline = time.monotonic() + 180
+        while answer["state"] != "published":
+            if (
+                answer["state"] in ("in_review", "rejected", "failed")
+                or time.monotonic() > deadline
+            ):
+                raise RuntimeError(f"the bench photo did not publish: {answer}")
+            time.sleep(0.5)
+            status = urllib.request.Request(answer["status_url"], headers=auth)
+            answer = json.load(urllib.request.urlopen(status, timeout=10))
+        return str(answer["md5"])
+
+    def rendered(self, md5: str, sizes: list[str]) -> int:
+        return sum((self.var / "media" / f"{md5}_{size}").is_file() for size in sizes)
+
+    def cpu(self) -> float:
+        """CPU seconds of gunicorn's master and workers."""
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return sum(server_cpu(int(p)) for p in [pid, *children])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.log.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(url: str, seconds: float, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with status {process.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except OSError:
+            time.sleep(0.3)
+    process.kill()
+    raise RuntimeError(f"{url} did not answer within {seconds:.0f} s")
+
+
+def get(url: str) -> tuple[float, bytes]:
+    start = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=60) as answer:
+        body = answer.read()
+    return time.perf_counter() - start, body
+
+
+def interleaved(
+    ours: Service, md5: str, sizes: list[str], thumbor: str, thumbor_pid: int
+) -> dict[str, float]:
+    """Alternate one request to each server so noise from other work hits both alike;
+    the first pair is a warm-up."""
+    walls: dict[str, list[float]] = {"ours": [], "thumbor": []}
+    cpu = {"ours": 0.0, "thumbor": 0.0}
+    for i, size in enumerate(sizes):
+        before = ours.cpu(), server_cpu(thumbor_pid)
+        wall, body = get(f"{ours.base}/{md5}_{size}")
+        middle = ours.cpu(), server_cpu(thumbor_pid)
+        t_wall, t_body = get(thumbor)
+        after = ours.cpu(), server_cpu(thumbor_pid)
+        if i == 0:
+            first = Image.open(io.BytesIO(body)).size, Image.open(io.BytesIO(t_body)).size
+            continue
+        walls["ours"].append(wall)
+        walls["thumbor"].append(t_wall)
+        cpu["ours"] += middle[0] - before[0]
+        cpu["thumbor"] += after[1] - middle[1]
+    timed = len(sizes) - 1
+    return {
+        "ours": statistics.median(walls["ours"]),
+        "thumbor": statistics.median(walls["thumbor"]),
+        "ours_cpu": cpu["ours"] / timed,
+        "thumbor_cpu": cpu["thumbor"] / timed,
+        "ours_best": min(walls["ours"]),
+        "thumbor_best": min(walls["thumbor"]),
+        "same_size": float(first[0] == first[1]),
+        "rendered": ours.rendered(md5, sizes),
+        "requests": len(sizes),
+    }
+
+
+def compare_thumbor(path: Path, count: int, use_thumbor: bool, use_service: bool) -> None:
+    print("\n## On-demand single size: render_one, our endpoint and Thumbor over loopback HTTP")
     binary = thumbor_binary() if use_thumbor else None
     data = path.read_bytes()
     full = decode_full(data)
+    boxes = ("400x400", "1600x1600")
+    sizes = {box: variants(box, count + 1) for box in boxes}
     with tempfile.TemporaryDirectory(prefix="thumbor-") as tmp:
         (Path(tmp) / "photo.jpg").write_bytes(data)
         server, base = start_thumbor(binary, Path(tmp)) if binary else (None, "")
+        ours = None
         try:
-            for box in ("400x400", "1600x1600"):
+            if use_service and server is not None:
+                print("starting our service (manage.py serve, fresh VAR_DIR) and publishing ...")
+                ours = Service(Path(tmp), ",".join(sizes["400x400"] + sizes["1600x1600"]))
+                md5 = ours.publish(data)
+            for box in boxes:
                 size = thumbnails.parse_sizes(box)[0]
                 o_wall, o_cpu, o_out = ours_in_process(data, size, count)
-                line = f"fit-in/{box:9} ours in-process: {o_wall * 1e3:6.1f} ms wall"
+                line = f"fit-in/{box:9} render_one in-process: {o_wall * 1e3:6.1f} ms wall"
                 line += f" {o_cpu * 1e3:6.1f} ms CPU, {psnr_vs(o_out, full):4.1f} dB"
                 if server is not None:
                     t_url = f"{base}/unsafe/fit-in/{box}/photo.jpg"
                     t_wall, t_cpu, t_out = timed_gets(t_url, count, server.pid)
                     line += f" | thumbor: {t_wall * 1e3:6.1f} ms wall {t_cpu * 1e3:6.1f} ms CPU"
                     line += f", {psnr_vs(t_out, full):4.1f} dB"
-                    line += f" | ours/thumbor wall {o_wall / t_wall:.2f} CPU {o_cpu / t_cpu:.2f}"
+                    line += (
+                        f" | render_one/thumbor wall {o_wall / t_wall:.2f} CPU {o_cpu / t_cpu:.2f}"
+                    )
                 print(line)
-                if url:
-                    key = f"{md5 or hashlib.md5(data).hexdigest()}_{box}"
-                    s_wall, _, _ = timed_gets(f"{url}/images/generate?key={key}", count)
-                    ratio = f"{s_wall / t_wall:.2f}" if server is not None else "n/a"
-                    print(f"  our service GET /images/generate?key={key}: "
-                          f"{s_wall * 1e3:.1f} ms wall, ours/thumbor {ratio}")  # fmt: skip
+                if ours is not None and server is not None:
+                    t_url = f"{base}/unsafe/fit-in/{box}/photo.jpg"
+                    report_endpoint(box, interleaved(ours, md5, sizes[box], t_url, server.pid))
         finally:
+            if ours is not None:
+                ours.stop()
             if server is not None:
                 server.terminate()
                 server.wait(timeout=10)
+
+
+def report_endpoint(box: str, m: dict[str, float]) -> None:
+    ratio = m["ours"] / m["thumbor"]
+    print(f"  GET /<md5>_{box}: {m['rendered']:.0f} of {m['requests']:.0f} requests rendered, "
+          f"same size as Thumbor: {bool(m['same_size'])}; median of {m['requests'] - 1:.0f}, "
+          "interleaved, after a warm-up pair")  # fmt: skip
+    for name in ("ours", "thumbor"):
+        print(f"    {name:7} {m[name] * 1e3:6.1f} ms wall (best {m[name + '_best'] * 1e3:6.1f}) "
+              f"{m[name + '_cpu'] * 1e3:6.1f} ms server CPU")  # fmt: skip
+    verdict = "OK" if ratio <= 1.0 else "MISSED"
+    print(f"    ours/thumbor wall {ratio:.2f} (target <= 1.0) {verdict}, "
+          f"server CPU {m['ours_cpu'] / m['thumbor_cpu']:.2f}")  # fmt: skip
 
 
 def psnr_vs(blob: bytes, full: Image.Image) -> float:
@@ -361,10 +521,12 @@ def psnr_vs(blob: bytes, full: Image.Image) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--requests", type=int, default=10, help="HTTP requests per Thumbor size")
+    parser.add_argument(
+        "--requests", type=int, default=10, help="timed HTTP requests per size and server"
+    )
     parser.add_argument("--no-thumbor", action="store_true")
-    parser.add_argument("--url", help="our service, e.g. http://127.0.0.1:8000 (optional)")
-    parser.add_argument("--md5", help="md5 of a stored original for --url (default: bench photo)")
+    parser.add_argument("--no-service", action="store_true", help="do not start our service")
+    parser.add_argument("--only-on-demand", action="store_true", help="skip the CPU tables")
     parser.add_argument("--worker", nargs=3, metavar=("VARIANT", "FILE", "ROUNDS"))
     args = parser.parse_args()
     if args.worker:
@@ -374,11 +536,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="thumb-bench-") as tmp:
         print("building photos with tests/photos.py ...", flush=True)
         paths = build_inputs(Path(tmp))
-        speed = speed_table(paths, args.rounds)
-        worst = quality_table(paths)
-        webp_table(paths["12MP JPEG"])
-        summary(speed, worst)
-        compare_thumbor(paths["12MP JPEG"], args.requests, args.url, args.md5, not args.no_thumbor)
+        if not args.only_on_demand:
+            speed = speed_table(paths, args.rounds)
+            worst = quality_table(paths)
+            webp_table(paths["12MP JPEG"])
+            summary(speed, worst)
+        compare_thumbor(paths["12MP JPEG"], args.requests, not args.no_thumbor, not args.no_service)
     print(f"\nfinished in {time.monotonic() - started:.0f} s")
 
 
