@@ -104,22 +104,6 @@ def cpu_seconds(session_ids: set[int]) -> float:
     return total
 
 
-def create_database(name: str) -> str:
-    import psycopg
-
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as db:
-        db.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        db.execute(f'CREATE DATABASE "{name}"')
-    return f"postgres://postgres@127.0.0.1:5432/{name}"
-
-
-def drop_database(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as db:
-        db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def wait_published(database_url: str, count: int, timeout: float) -> float:
     import psycopg
 
@@ -144,6 +128,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=24)
     args = parser.parse_args()
 
+    from load import create_database, drop_database  # bench/load.py, beside this script
     from stack import Stack, free_port, parse_args
 
     from tests.photos import photo
