@@ -27,12 +27,15 @@ class Command(BaseCommand):
         key_path = options["key"] or Path(settings.VAR_DIR) / "keys" / "pinster_private.pem"
         if not key_path.exists():
             raise CommandError(f"no private key at {key_path}; pass --key")
+        given = {
+            name: options[name]
+            for name in ("imageable_type", "imageable_id", "user_id")
+            if options[name] is not None  # unset ids: new UUIDs, as PinsterApi would make
+        }
         claims = upload_token_claims(
             issuer=settings.PINSTER_API_URL,
             audience=settings.IMAGE_SERVICE_URL,
             lifetime=60 * options["minutes"],
-            imageable_type=options["imageable_type"],
-            imageable_id=options["imageable_id"],
-            user_id=options["user_id"],
+            **given,
         )
         self.stdout.write(jwt.encode(claims, key_path.read_text(), algorithm="RS256"))
