@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import secrets
+import warnings
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
-from boto3.s3.transfer import TransferConfig
 from django.core.exceptions import ImproperlyConfigured
 
 from uploads.keys import load_keys
@@ -219,14 +219,16 @@ STORAGE_TIMEOUT_SECONDS = env_int("STORAGE_TIMEOUT_SECONDS", 10, minimum=1)
 if BUCKET_NAME:
     from botocore.config import Config
 
+    warnings.filterwarnings("ignore", "The AWS_S3_USE_THREADS setting is deprecated")
     _s3 = {
         "endpoint_url": AWS_S3_ENDPOINT_URL,
         "region_name": AWS_S3_REGION_NAME,
         "file_overwrite": True,
         "signature_version": "s3v4",
         # Objects here are a few MB at most: a transfer thread pool per object costs more
-        # CPU than it saves.
-        "transfer_config": TransferConfig(use_threads=False),
+        # CPU than it saves. (A TransferConfig object would do the same without the
+        # deprecation warning, but settings must survive copy.deepcopy, and it does not.)
+        "use_threads": False,
         # Bounded: a store that hangs fails an upload with a 503 long before gunicorn's timeout
         # (botocore's defaults, 60 s per read and 3 attempts, held a request for 3 minutes).
         "client_config": Config(
