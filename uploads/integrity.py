@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,6 +25,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from uploads.models import EventKind, Image, ImageEvent, State
+from uploads.storage_keys import list_objects
 
 log = logging.getLogger(__name__)
 
@@ -182,29 +183,15 @@ def _check_orphans(options: Options, now: datetime, report: Report) -> None:
     """Originals that no row refers to (an upload that could not clean up after itself). Only
     those older than STALE_AFTER_SECONDS: a younger one may belong to an upload in flight."""
     cutoff = now - timedelta(seconds=settings.STALE_AFTER_SECONDS)
-    keys = [key for key, modified in _private_objects() if modified is None or modified <= cutoff]
+    keys = [
+        obj.key for obj in list_objects("default") if obj.modified is None or obj.modified <= cutoff
+    ]
     for start in range(0, len(keys), options.batch_size):
         batch = keys[start : start + options.batch_size]
         known = set(Image.objects.filter(md5__in=batch).values_list("md5", flat=True))
         for key in batch:
             if key not in known:
                 report.problems.append(Problem("orphaned_original", "-", f"{key} has no row"))
-
-
-def _private_objects() -> Iterable[tuple[str, datetime | None]]:
-    storage: Any = storages["default"]
-    bucket = getattr(storage, "bucket", None)
-    if bucket is not None:
-        prefix = f"{storage.location}/" if storage.location else ""
-        for obj in bucket.objects.filter(Prefix=prefix):
-            yield obj.key[len(prefix) :], obj.last_modified
-        return
-    try:
-        names = storage.listdir("")[1]
-    except FileNotFoundError:
-        return
-    for name in names:
-        yield name, storage.get_modified_time(name)
 
 
 # --- States and history -------------------------------------------------------------------

@@ -8,9 +8,11 @@ only ever looks at the objects directly under a storage's own root.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from django.core.files.storage import storages
@@ -23,6 +25,7 @@ MD5 = re.compile(r"[0-9a-f]{32}", re.ASCII)
 class StoredObject:
     key: str
     size: int
+    modified: datetime | None = None
 
 
 def is_thumbnail(key: str) -> bool:
@@ -60,7 +63,7 @@ def list_objects(alias: str, *, prefix: str = "") -> Iterator[StoredObject]:
         root = s3_prefix(alias)
         # Delimiter "/": a public root listing never walks into raw/ in a shared bucket.
         for obj in bucket.objects.filter(Prefix=root + prefix, Delimiter="/").page_size(1000):
-            yield StoredObject(obj.key[len(root) :], obj.size)
+            yield StoredObject(obj.key[len(root) :], obj.size, obj.last_modified)
         return
     storage = storages[alias]
     try:
@@ -69,9 +72,10 @@ def list_objects(alias: str, *, prefix: str = "") -> Iterator[StoredObject]:
         return
     for name in sorted(n for n in names if n.startswith(prefix)):
         try:
-            yield StoredObject(name, storage.size(name))
+            stat = os.stat(storage.path(name))  # one stat for both size and time
         except FileNotFoundError:
             continue  # deleted since the listing
+        yield StoredObject(name, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
 
 
 def delete_objects(alias: str, keys: Iterable[str]) -> None:
