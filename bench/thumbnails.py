@@ -11,7 +11,9 @@ copies per size, a stricter baseline. Thumbor is installed with pip into a scrat
 (var/bench-venv), never into the project. Our on-demand endpoint is timed over HTTP against
 Thumbor on the same photo: the bench starts the service itself (`manage.py serve` on a loopback
 port, a fresh VAR_DIR, local storage), uploads the photo with a development token and waits
-until it is published.
+until it is published. It does so twice: with the default THUMBNAIL_SIZES, where a 400 px
+size is made from the published 800 px thumbnail as in production, and with only 100x100, so
+every on-demand size is decoded from the 12 MP original as Thumbor does.
 """
 
 from __future__ import annotations
@@ -339,8 +341,9 @@ class Service:
         "ON_DEMAND_SIZES", "JPEG_QUALITY", "WATERMARK_PATH",  # Thumbor: quality 85, no mark
     }  # fmt: skip
 
-    def __init__(self, workdir: Path, on_demand_sizes: str) -> None:
+    def __init__(self, workdir: Path, on_demand_sizes: str, thumbnail_sizes: str = "") -> None:
         self.var = workdir / "var"
+        workdir.mkdir(parents=True, exist_ok=True)
         port = free_port()
         self.base = f"http://127.0.0.1:{port}"
         self.env = {k: v for k, v in os.environ.items() if k not in self.CLEARED}
@@ -350,6 +353,8 @@ class Service:
             ON_DEMAND_SIZES=on_demand_sizes,
             DJANGO_SETTINGS_MODULE="imageservice.settings",
         )
+        if thumbnail_sizes:
+            self.env["THUMBNAIL_SIZES"] = thumbnail_sizes
         self.log = (workdir / "service.log").open("wb")
         cmd = [sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{port}", "--no-admin"]
         self.process = subprocess.Popen(
@@ -370,6 +375,7 @@ class Service:
         request = urllib.request.Request(
             f"{self.base}/", body, {**auth, "Content-Type": "application/json"}
         )
+        self.photo = data
         answer = json.load(urllib.request.urlopen(request, timeout=60))
         deadline = time.monotonic() + 180
         while answer["state"] != "published":
@@ -441,12 +447,16 @@ def interleaved(
         if i == 0:
             first = Image.open(io.BytesIO(body)).size, Image.open(io.BytesIO(t_body)).size
             continue
+        last = body
         walls["ours"].append(wall)
         walls["thumbor"].append(t_wall)
         cpu["ours"] += middle[0] - before[0]
         cpu["thumbor"] += after[1] - middle[1]
     timed = len(sizes) - 1
+    full = decode_full(ours.photo)
     return {
+        "psnr": psnr_vs(last, full),
+        "thumbor_psnr": psnr_vs(t_body, full),
         "ours": statistics.median(walls["ours"]),
         "thumbor": statistics.median(walls["thumbor"]),
         "ours_cpu": cpu["ours"] / timed,
@@ -465,16 +475,19 @@ def compare_thumbor(path: Path, count: int, use_thumbor: bool, use_service: bool
     data = path.read_bytes()
     full = decode_full(data)
     boxes = ("400x400", "1600x1600")
-    sizes = {box: variants(box, count + 1) for box in boxes}
+    sizes = {box: variants(box, 2 * (count + 1)) for box in boxes}  # count + 1 per service
+    allowed = ",".join(sizes["400x400"] + sizes["1600x1600"])
     with tempfile.TemporaryDirectory(prefix="thumbor-") as tmp:
         (Path(tmp) / "photo.jpg").write_bytes(data)
         server, base = start_thumbor(binary, Path(tmp)) if binary else (None, "")
-        ours = None
+        services: list[Service] = []
         try:
             if use_service and server is not None:
-                print("starting our service (manage.py serve, fresh VAR_DIR) and publishing ...")
-                ours = Service(Path(tmp), ",".join(sizes["400x400"] + sizes["1600x1600"]))
-                md5 = ours.publish(data)
+                print("starting our service twice (manage.py serve, fresh VAR_DIRs): default")
+                print("THUMBNAIL_SIZES, and only 100x100 (every size from the original) ...")
+                for name, configured in (("default", ""), ("small", "100x100")):
+                    services.append(Service(Path(tmp) / name, allowed, configured))
+                md5s = [service.publish(data) for service in services]
             for box in boxes:
                 size = thumbnails.parse_sizes(box)[0]
                 o_wall, o_cpu, o_out = ours_in_process(data, size, count)
@@ -489,25 +502,32 @@ def compare_thumbor(path: Path, count: int, use_thumbor: bool, use_service: bool
                         f" | render_one/thumbor wall {o_wall / t_wall:.2f} CPU {o_cpu / t_cpu:.2f}"
                     )
                 print(line)
-                if ours is not None and server is not None:
+                if services and server is not None:
                     t_url = f"{base}/unsafe/fit-in/{box}/photo.jpg"
-                    report_endpoint(box, interleaved(ours, md5, sizes[box], t_url, server.pid))
+                    half = count + 1
+                    runs = (
+                        (services[0], md5s[0], "as published (default sizes)", sizes[box][:half]),
+                        (services[1], md5s[1], "from the original (100x100)", sizes[box][half:]),
+                    )  # fmt: skip
+                    for service, md5, label, asked in runs:
+                        measured = interleaved(service, md5, asked, t_url, server.pid)
+                        report_endpoint(box, label, measured)
         finally:
-            if ours is not None:
-                ours.stop()
+            for service in services:
+                service.stop()
             if server is not None:
                 server.terminate()
                 server.wait(timeout=10)
 
 
-def report_endpoint(box: str, m: dict[str, float]) -> None:
+def report_endpoint(box: str, label: str, m: dict[str, float]) -> None:
     ratio = m["ours"] / m["thumbor"]
-    print(f"  GET /<md5>_{box}: {m['rendered']:.0f} of {m['requests']:.0f} requests rendered, "
-          f"same size as Thumbor: {bool(m['same_size'])}; median of {m['requests'] - 1:.0f}, "
-          "interleaved, after a warm-up pair")  # fmt: skip
-    for name in ("ours", "thumbor"):
+    print(f"  GET /<md5>_{box}, {label}: {m['rendered']:.0f} of {m['requests']:.0f} requests "
+          f"rendered, same size as Thumbor: {bool(m['same_size'])}; median of "
+          f"{m['requests'] - 1:.0f}, interleaved, after a warm-up pair")  # fmt: skip
+    for name, dB in (("ours", m["psnr"]), ("thumbor", m["thumbor_psnr"])):
         print(f"    {name:7} {m[name] * 1e3:6.1f} ms wall (best {m[name + '_best'] * 1e3:6.1f}) "
-              f"{m[name + '_cpu'] * 1e3:6.1f} ms server CPU")  # fmt: skip
+              f"{m[name + '_cpu'] * 1e3:6.1f} ms server CPU, {dB:4.1f} dB")  # fmt: skip
     verdict = "OK" if ratio <= 1.0 else "MISSED"
     print(f"    ours/thumbor wall {ratio:.2f} (target <= 1.0) {verdict}, "
           f"server CPU {m['ours_cpu'] / m['thumbor_cpu']:.2f}")  # fmt: skip

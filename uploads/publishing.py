@@ -3,6 +3,7 @@ written to public storage with their real content type and cache headers."""
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from collections.abc import Collection
@@ -105,16 +106,74 @@ def parse_thumbnail_key(key: str) -> tuple[str, thumbnails.Size, str]:
     return match["md5"], size, "WEBP" if match["webp"] else "JPEG"
 
 
-def generate_on_demand(image: Image, size: thumbnails.Size, fmt: str) -> str:
-    """Make one missing thumbnail of a published image; returns its key. Safe to run twice."""
+def generate_on_demand(image: Image, size: thumbnails.Size, fmt: str) -> tuple[str, bytes | None]:
+    """Make one missing thumbnail of a published image; returns its key, and its bytes when it
+    was rendered now (None when it was there already). Safe to run twice.
+
+    The renditions of the row say what exists: a key not among them is rendered without asking
+    the storage first (on S3 that question is a round trip); one among them is checked, so an
+    object deleted behind the service's back is made again."""
     key = thumbnails.thumbnail_key(image.md5, size, fmt)
-    if public_storage().exists(key):
-        return key
-    rendition = thumbnails.render_one(read_original(image), size, fmt, **render_options())  # type: ignore[arg-type]
+    if key in image.renditions and public_storage().exists(key):
+        return key, None
+    options: dict[str, Any] = render_options()
+    source = derivation_source(image, size, fmt)
+    if source is not None:
+        data, options["scaled_from"] = source
+    else:
+        data = read_original(image)
+    rendition = thumbnails.render_one(data, size, fmt, **options)
     save_public(key, rendition)
     if not add_renditions(image, [key]):
         public_storage().delete(key)
-    return key
+        raise Image.DoesNotExist("taken down while its thumbnail was made")
+    return key, rendition.data
+
+
+# A thumbnail made from a published one at least this many times larger (per side) is ~0.2 dB
+# PSNR from one made from the original (measured on a 12 MP photo: 400 px from the 800 px JPEG
+# against a full-size Lanczos reference) at a twentieth of the cost: it decodes ~0.5 MP, not 12.
+DERIVE_MIN_RATIO = 2
+
+
+def derivation_source(
+    image: Image, size: thumbnails.Size, fmt: str
+) -> tuple[bytes, tuple[int, int]] | None:
+    """The smallest published JPEG thumbnail of `image` with at least DERIVE_MIN_RATIO times
+    the pixels per side that `size` needs, and the upright size of the original; None when
+    there is none, or when deriving would change the result: a watermark (published
+    thumbnails over 100 px carry it already) or a WebP wanted of an image that may have alpha
+    (JPEG thumbnails are flattened). A source that cannot be read is skipped, not an error."""
+    if settings.WATERMARK_PATH or (fmt != "JPEG" and image.format != "JPEG"):
+        return None
+    # The row keeps the stored (not the upright) size: try both and let the source decide.
+    uprights = {(image.width, image.height), (image.height, image.width)}
+    candidates = []
+    for key in image.renditions:
+        match = KEY.fullmatch(key)
+        if match is None or match["webp"] or match["md5"] != image.md5:
+            continue
+        (box,) = thumbnails.parse_sizes(match["size"])
+        fits = {full: box.fit(*full) for full in uprights}
+        if all(_covers(fits[full], size.fit(*full)) for full in uprights):
+            candidates.append((min(w * h for w, h in fits.values()), key, fits))
+    for _, key, fits in sorted(candidates):
+        try:
+            with public_storage().open(key, "rb") as stored:
+                data = stored.read()
+            with PILImage.open(io.BytesIO(data)) as source:
+                actual = source.size
+        except (OSError, ValueError):
+            log.warning("thumbnail %s of image %s is unreadable; trying another", key, image.pk)
+            continue
+        for full, fitted in fits.items():
+            if fitted == actual:
+                return data, full
+    return None
+
+
+def _covers(source: tuple[int, int], target: tuple[int, int]) -> bool:
+    return all(s >= DERIVE_MIN_RATIO * t for s, t in zip(source, target, strict=True))
 
 
 def add_renditions(image: Image, keys: list[str], *, event: dict[str, Any] | None = None) -> bool:

@@ -125,6 +125,7 @@ def render_thumbnails(
     include_original: bool = False,
     original_max_side: int | None = None,
     original_quality: int = 90,
+    scaled_from: tuple[int, int] | None = None,
 ) -> list[Rendition]:
     """Render every size in every format from one decode of ``data``, size by size.
 
@@ -133,6 +134,10 @@ def render_thumbnails(
     watermark fits inside 18% of each side of the thumbnail, in its south-east corner, when
     both sides of the box exceed 100 px. Raises ValueError for a format other than JPEG/WEBP
     and PIL.UnidentifiedImageError (an OSError) for bytes Pillow cannot decode.
+
+    ``scaled_from`` is the upright size of the original when ``data`` is a smaller copy of it
+    (a thumbnail): boxes are fitted against the original, so the output has exactly the size a
+    render of the original would have. ValueError if a box needs more pixels than ``data`` has.
     """
     formats = _check_formats(formats)
     if not sizes and not include_original:
@@ -140,7 +145,9 @@ def render_thumbnails(
     img, orientation = imaging.open_lazily(data)
     with img:
         full = imaging.upright_size(img, orientation)
-        targets = {size: size.fit(*full) for size in sizes}
+        targets = {size: size.fit(*(scaled_from or full)) for size in sizes}
+        if any(w > full[0] or h > full[1] for w, h in targets.values()):
+            raise ValueError(f"a {full[0]}x{full[1]} copy is too small for {sizes}")
         original_size = _original_size(full, original_max_side) if include_original else None
         upright = imaging.decode(img, orientation, _draft_size(targets.values(), original_size))
     out = []
@@ -167,9 +174,10 @@ def render_one(
     webp_method: int = WEBP_METHOD,
     background: tuple[int, int, int] = (255, 255, 255),
     watermark: Image.Image | None = None,
+    scaled_from: tuple[int, int] | None = None,
 ) -> Rendition:
     """One size in one format, for on-demand generation; decodes at the smallest DCT scale
-    that still covers the box."""
+    that still covers the box. ``scaled_from``: see ``render_thumbnails``."""
     (rendition,) = render_thumbnails(
         data,
         [size],
@@ -179,6 +187,7 @@ def render_one(
         webp_method=webp_method,
         background=background,
         watermark=watermark,
+        scaled_from=scaled_from,
     )
     return rendition
 

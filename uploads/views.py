@@ -149,23 +149,30 @@ class PublicObjectView(APIView):
             md5, size, fmt = publishing.parse_thumbnail_key(key)
         except ValueError as exc:
             raise ApiError("invalid_key", str(exc)) from None
-        image = Image.objects.filter(md5=md5, state=State.PUBLISHED).first()
-        if image is None:
-            raise ApiError("not_found", "Not found.", status.HTTP_404_NOT_FOUND)
+        not_found = ApiError("not_found", "Not found.", status.HTTP_404_NOT_FOUND)
         try:
-            key = publishing.generate_on_demand(image, size, fmt)
+            # Only what generating needs; any published row of these bytes will do.
+            published = Image.objects.filter(md5=md5, state=State.PUBLISHED)
+            image = published.only("id", "md5", "format", "width", "height", "renditions")[:1].get()
+            key, data = publishing.generate_on_demand(image, size, fmt)
+        except Image.DoesNotExist:
+            raise not_found from None
         except DatabaseError:
             raise unavailable(
                 "database_unavailable", "The service is briefly unavailable."
             ) from None
-        return serve_public(key)
+        return serve_public(key, data)
 
 
-def serve_public(key: str) -> HttpResponseBase:
+def serve_public(key: str, data: bytes | None = None) -> HttpResponseBase:
+    """A redirect to the public object on S3; on local storage its bytes (`data` when the
+    caller has them already)."""
     storage = publishing.public_storage()
     if getattr(storage, "bucket_name", None):
         return HttpResponseRedirect(storage.url(key))
-    return MediaView.respond(key)
+    if data is None:
+        return MediaView.respond(key)
+    return MediaView.bytes_response(key, data)
 
 
 class MediaView(APIView):
@@ -188,6 +195,10 @@ class MediaView(APIView):
             raise ApiError("not_found", "Not found.", status.HTTP_404_NOT_FOUND)
         with storage.open(key, "rb") as stored:
             data = stored.read()
+        return MediaView.bytes_response(key, data)
+
+    @staticmethod
+    def bytes_response(key: str, data: bytes) -> HttpResponse:
         response = HttpResponse(data, content_type=publishing.content_type_of(key, data[:8]))
         response["Cache-Control"] = settings.PUBLIC_CACHE_CONTROL
         response["X-Content-Type-Options"] = "nosniff"
