@@ -247,7 +247,7 @@ if BUCKET_NAME:
     _public_domain = urlsplit(PUBLIC_BASE_URL).netloc if PUBLIC_BASE_URL else None
     STORAGES = {
         "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
+            "BACKEND": "uploads.storage.S3Storage",
             "OPTIONS": {
                 **_s3,
                 "bucket_name": PRIVATE_BUCKET_NAME,
@@ -258,7 +258,7 @@ if BUCKET_NAME:
             },
         },
         "public": {
-            "BACKEND": "storages.backends.s3.S3Storage",
+            "BACKEND": "uploads.storage.S3Storage",
             "OPTIONS": {
                 **_s3,
                 "bucket_name": BUCKET_NAME,

@@ -27,6 +27,7 @@ from PIL import Image as PILImage
 
 from uploads import imaging
 from uploads.models import Image
+from uploads.storage import read_bytes
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,7 @@ class Original:
 
     @cached_property
     def data(self) -> bytes:
-        with self.storage.open(self.image.md5, "rb") as stored:
-            return bytes(stored.read())
+        return read_bytes(self.storage, self.image.md5)
 
     def s3_object(self) -> dict[str, str] | None:
         """{"Bucket", "Name"} when the original lives in S3, else None."""

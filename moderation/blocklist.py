@@ -26,6 +26,7 @@ from PIL import Image as PILImage
 
 from uploads import imaging
 from uploads.models import Image
+from uploads.storage import read_bytes
 
 if TYPE_CHECKING:
     from moderation.models import BlockedImage
@@ -44,8 +45,7 @@ FULL_RELOAD_SECONDS = 3600
 
 
 def read_original(image: Image) -> bytes:
-    with storages["default"].open(image.md5, "rb") as original:
-        return bytes(original.read())
+    return read_bytes(storages["default"], image.md5)
 
 
 def _phash(img: PILImage.Image) -> int:

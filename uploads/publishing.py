@@ -18,6 +18,7 @@ from PIL import Image as PILImage
 
 from uploads import storage_keys, thumbnails
 from uploads.models import EventKind, Image, ImageEvent, State
+from uploads.storage import read_bytes
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,7 @@ def save_public(key: str, rendition: thumbnails.Rendition) -> None:
 
 
 def read_original(image: Image) -> bytes:
-    with storages["default"].open(image.md5, "rb") as original:
-        return original.read()
+    return read_bytes(storages["default"], image.md5)
 
 
 def publish_image(image: Image, *, include_original: bool = True) -> list[str]:
@@ -159,8 +159,7 @@ def derivation_source(
             candidates.append((min(w * h for w, h in fits.values()), key, fits))
     for _, key, fits in sorted(candidates):
         try:
-            with public_storage().open(key, "rb") as stored:
-                data = stored.read()
+            data = read_bytes(public_storage(), key)
             with PILImage.open(io.BytesIO(data)) as source:
                 actual = source.size
         except (OSError, ValueError):

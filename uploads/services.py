@@ -15,6 +15,7 @@ from uploads.images import inspect_image
 from uploads.logging import current_request_id
 from uploads.models import EventKind, Image, ImageEvent
 from uploads.serializers import UploadPayload
+from uploads.storage import read_bytes
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +96,8 @@ def store_original(md5: str, sha256: str, data: bytes, content_type: str) -> boo
     storage = private_storage()
     try:
         if storage.exists(md5):
-            with storage.open(md5, "rb") as stored:
-                if hashlib.sha256(stored.read()).hexdigest() != sha256:
-                    raise ApiError("checksum_conflict", "This image cannot be accepted.", 422)
+            if hashlib.sha256(read_bytes(storage, md5)).hexdigest() != sha256:
+                raise ApiError("checksum_conflict", "This image cannot be accepted.", 422)
             return False
         content = ContentFile(data)
         content.content_type = content_type  # type: ignore[attr-defined]
