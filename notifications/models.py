@@ -148,6 +148,8 @@ class Notification(models.Model):
         abandoned). False when it is delivered, failed, not yet due or being sent: so a duplicate
         message does nothing. Safe to run concurrently."""
         now = now or timezone.now()
+        if self._give_up_on_a_crash_loop(now):
+            return False
         claimable = Q(state=self.State.PENDING, next_attempt_at__lte=now) | Q(
             state=self.State.SENDING, lease_until__lt=now
         )
@@ -159,6 +161,33 @@ class Notification(models.Model):
         if claimed:
             self.refresh_from_db()
         return bool(claimed)
+
+    def _give_up_on_a_crash_loop(self, now: datetime) -> bool:
+        """Fail a notification whose attempts keep dying with their worker (killed, out of
+        memory): each claim counts an attempt before the request, and one that never recorded
+        its outcome was abandoned. After MAX_STAGE_ATTEMPTS abandoned attempts it is failed,
+        visible in the admin, where staff may redeliver it; the retry window would otherwise
+        let it take a worker down every lease for days."""
+        if self.state != self.State.SENDING or self.lease_until is None or self.lease_until >= now:
+            return False
+        abandoned = self.attempts - self.delivery_attempts.count()
+        if abandoned < settings.MAX_STAGE_ATTEMPTS:
+            return False
+        reason = f"gave up: {abandoned} attempts never finished (their worker died during each)"
+        with transaction.atomic():
+            taken = Notification.objects.filter(
+                pk=self.pk, state=self.State.SENDING, lease_until__lt=now, attempts=self.attempts
+            ).update(
+                state=self.State.FAILED,
+                lease_until=None,
+                next_attempt_at=None,
+                failure_reason=reason,
+            )
+            if taken:
+                self.state, self.lease_until, self.failure_reason = self.State.FAILED, None, reason
+                self.next_attempt_at = None
+                self.log_event(f"notification failed: {reason}", now=now)
+        return True
 
     def record(self, outcome: Outcome, now: datetime | None = None) -> None:
         """Record a finished attempt and decide what comes next: delivered, retry later, or

@@ -112,6 +112,53 @@ def test_an_attempt_abandoned_by_a_dead_worker_is_taken_over_after_its_lease(
     assert pinster.deliveries_per_event() == {notification.event_id: 1}
 
 
+@pytest.mark.django_db
+def test_a_notification_whose_attempts_keep_killing_the_worker_fails_after_a_bounded_number(
+    pinster: PinsterApi, broker: Any, clock: Clock, settings: Any
+) -> None:
+    settings.MAX_STAGE_ATTEMPTS = 3
+    notification = publish()
+    for _ in range(3):  # each attempt claims, then its worker is SIGKILLed before recording
+        notification.refresh_from_db()
+        assert notification.claim()
+        clock.advance(seconds=SENDING_LEASE_SECONDS + 1)
+    broker.flush_all()
+
+    assert enqueue_due_notifications() == 1  # the abandoned attempt is due again ...
+    notify_pinster(notification.event_id)  # ... and the next message gives up instead
+
+    notification.refresh_from_db()
+    assert notification.state == Notification.State.FAILED
+    assert "3 attempts never finished" in notification.failure_reason
+    assert notification.attempts == 3
+    assert pinster.requests() == []
+    assert enqueue_due_notifications() == 0
+    assert notification.image.events.filter(reason__contains="never finished").exists()
+    clock.advance(hours=1)
+    assert enqueue_due_notifications() == 0
+
+
+@pytest.mark.django_db
+def test_attempts_that_finished_do_not_count_as_abandoned(
+    pinster: PinsterApi, clock: Clock, settings: Any
+) -> None:
+    settings.MAX_STAGE_ATTEMPTS = 2
+    pinster.answer(503, 503, 503)  # then 201
+    notification = publish()
+    for _ in range(3):  # three answered failures: retried as usual
+        notify_pinster(notification.event_id)
+        notification.refresh_from_db()
+        clock.advance(hours=1)
+    assert notification.claim()  # one abandoned attempt: still below the bound
+    clock.advance(seconds=SENDING_LEASE_SECONDS + 1)
+
+    notify_pinster(notification.event_id)
+
+    notification.refresh_from_db()
+    assert notification.state == Notification.State.DELIVERED
+    assert notification.attempts == 5
+
+
 @pytest.mark.django_db(transaction=True)
 def test_duplicate_messages_make_a_single_attempt(pinster: PinsterApi) -> None:
     pinster.answer(Reply(201, delay=0.5))  # long enough for every duplicate to arrive meanwhile
