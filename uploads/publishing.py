@@ -249,12 +249,25 @@ def content_type_of(key: str, head: bytes) -> str:
     return "image/png" if head.startswith(b"\x89PNG") else "image/jpeg"
 
 
-def unpublish_image(image: Image) -> list[str]:
-    """Delete every public object of `image` (original copy and thumbnails). Safe to rerun."""
+def unpublish_image(image: Image) -> tuple[list[str], str | None]:
+    """Delete every public object of `image` (original copy and thumbnails); returns the keys
+    removed, and the id of another image that keeps them instead. Safe to rerun.
+
+    Public keys derive from the md5 alone, so images of the same bytes (other users' uploads)
+    share them: while another one is published or being published nothing is deleted, and
+    the last one taken down removes what any of them recorded. Every row of the md5 stays
+    locked meanwhile, so none starts publishing half-way through."""
     storage = public_storage()
-    removed = []
-    for key in {image.md5, *image.renditions}:
-        if storage.exists(key):
-            storage.delete(key)
-            removed.append(key)
-    return removed
+    with transaction.atomic():
+        same_bytes = Image.objects.select_for_update().filter(md5=image.md5).order_by("pk")
+        keys = {image.md5, *image.renditions}
+        for pk, state, renditions in same_bytes.values_list("pk", "state", "renditions"):
+            if pk != image.pk and state in (State.PUBLISHED, State.PUBLISHING):
+                return [], str(pk)
+            keys.update(renditions)
+        removed = []
+        for key in sorted(keys):
+            if storage.exists(key):
+                storage.delete(key)
+                removed.append(key)
+    return removed, None

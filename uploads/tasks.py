@@ -96,13 +96,16 @@ def unpublish_image(image_id: str) -> None:
     """Remove the public objects of a taken-down image. Safe to run twice."""
     image = Image.objects.filter(pk=image_id, state=State.TAKEN_DOWN).first()
     if image is not None:
-        removed = publishing.unpublish_image(image)
+        removed, kept_for = publishing.unpublish_image(image)
+        reason = "public objects removed"
+        if kept_for is not None:
+            reason = f"public objects kept: image {kept_for} of the same bytes still shows them"
         ImageEvent.objects.create(
             image=image,
             kind=EventKind.STORAGE,
             actor="system:unpublish_image",
-            reason="public objects removed",
-            details={"removed": removed},
+            reason=reason,
+            details={"removed": removed, "kept_for": kept_for},
         )
 
 

@@ -1,0 +1,92 @@
+"""Public keys derive from the md5 alone: two users who upload the same photo share them. Taking
+one down must not break the other, and the last one taken down removes everything."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.core.files.storage import storages
+from rest_framework.test import APIClient
+
+from moderation.tasks import moderate_image
+from tests.photos import photo
+from tests.uploads.conftest import data_url
+from uploads import publishing
+from uploads.models import Image, State
+from uploads.tasks import make_thumbnails, unpublish_image
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def publish_as(
+    make_token: Callable[..., str], django_capture_on_commit_callbacks: Any, broker: Any
+) -> Callable[[str, bytes], Image]:
+    def publish(user_id: str, data: bytes) -> Image:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token(user_id=user_id)}")
+        with django_capture_on_commit_callbacks(execute=True):
+            answer = client.post("/", {"data": {"image": data_url(data)}}, format="json")
+        assert answer.status_code == 202, answer.content
+        moderate_image(answer.json()["id"])
+        make_thumbnails(answer.json()["id"])
+        image = Image.objects.get(pk=answer.json()["id"])
+        assert image.state == State.PUBLISHED
+        return image
+
+    return publish
+
+
+def public(key: str) -> bool:
+    return bool(storages["public"].exists(key))
+
+
+def test_taking_down_one_copy_keeps_what_the_other_still_shows(publish_as, moderator, client):
+    data = photo(800, 600)
+    first = publish_as("user-a", data)
+    second = publish_as("user-b", data)
+    assert first.md5 == second.md5 and first.pk != second.pk
+    assert client.get(f"/{first.md5}_200x200").status_code in (200, 302)  # on demand, on one row
+    shared = {first.md5, *first.renditions, *second.renditions} | {f"{first.md5}_200x200"}
+
+    assert first.take_down(by=moderator, reason="reported by its owner")
+    unpublish_image(str(first.pk))
+
+    assert all(public(key) for key in shared)
+    event = first.events.filter(actor="system:unpublish_image").get()
+    assert event.details == {"removed": [], "kept_for": str(second.pk)}
+    assert str(second.pk) in event.reason
+
+    assert Image.objects.get(pk=second.pk).take_down(by=moderator, reason="reported")
+    unpublish_image(str(second.pk))
+
+    assert not any(public(key) for key in shared)  # the on-demand key one row recorded too
+
+
+def test_a_copy_being_published_also_keeps_the_objects(publish_as, moderator):
+    data = photo(800, 600)
+    first = publish_as("user-a", data)
+    second = publish_as("user-b", data)
+    Image.objects.filter(pk=second.pk).update(state=State.PUBLISHING)
+    assert first.take_down(by=moderator, reason="reported")
+
+    removed, kept_for = publishing.unpublish_image(Image.objects.get(pk=first.pk))
+
+    assert (removed, kept_for) == ([], str(second.pk))
+    assert public(first.md5)
+
+
+def test_copies_already_taken_down_or_rejected_do_not_keep_anything(publish_as, moderator):
+    data = photo(800, 600)
+    first = publish_as("user-a", data)
+    second = publish_as("user-b", data)
+    Image.objects.filter(pk=second.pk).update(state=State.REJECTED)
+    assert first.take_down(by=moderator, reason="reported")
+
+    removed, kept_for = publishing.unpublish_image(Image.objects.get(pk=first.pk))
+
+    assert kept_for is None
+    assert set(removed) == {first.md5, *first.renditions}
+    assert not public(first.md5)
