@@ -7,7 +7,7 @@ and PinsterApi was told. Then it renders the same images with the thumbnail step
 same publishing work: stripped original + every size in JPEG and WebP) in 2 processes. Prints
 images per second for both and the ratio (goal: the pipeline adds under 25%).
 
-    .venv/bin/python bench/pipeline.py [--images 24]
+    .venv/bin/python bench/pipeline.py [--images 24] [--threads 2]
 """
 
 from __future__ import annotations
@@ -126,6 +126,7 @@ def wait_published(database_url: str, count: int, timeout: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=24)
+    parser.add_argument("--threads", type=int, default=2, help="per worker process")
     args = parser.parse_args()
 
     from load import create_database, drop_database  # bench/load.py, beside this script
@@ -167,7 +168,7 @@ def main() -> None:
                     "--processes",
                     "1",
                     "--threads",
-                    "2",
+                    str(args.threads),
                     "--web-workers",
                     "1",
                     "--database-url",
