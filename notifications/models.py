@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import F, Q
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from notifications import payloads
@@ -165,15 +165,17 @@ class Notification(models.Model):
     def _give_up_on_a_crash_loop(self, now: datetime) -> bool:
         """Fail a notification whose attempts keep dying with their worker (killed, out of
         memory): each claim counts an attempt before the request, and one that never recorded
-        its outcome was abandoned. After MAX_STAGE_ATTEMPTS abandoned attempts it is failed,
-        visible in the admin, where staff may redeliver it; the retry window would otherwise
-        let it take a worker down every lease for days."""
+        its outcome was abandoned. After MAX_STAGE_ATTEMPTS abandoned attempts in a row (since
+        the last recorded one) it is failed, with an attempt row saying so (which also starts
+        the count again after a redelivery), visible in the admin, where staff may redeliver
+        it; the retry window would otherwise let it take a worker down every lease for days."""
         if self.state != self.State.SENDING or self.lease_until is None or self.lease_until >= now:
             return False
-        abandoned = self.attempts - self.delivery_attempts.count()
+        last_recorded = self.delivery_attempts.aggregate(last=Max("number"))["last"] or 0
+        abandoned = self.attempts - last_recorded
         if abandoned < settings.MAX_STAGE_ATTEMPTS:
             return False
-        reason = f"gave up: {abandoned} attempts never finished (their worker died during each)"
+        reason = f"gave up: {abandoned} attempts in a row never finished (their worker died)"
         with transaction.atomic():
             taken = Notification.objects.filter(
                 pk=self.pk, state=self.State.SENDING, lease_until__lt=now, attempts=self.attempts
@@ -184,6 +186,14 @@ class Notification(models.Model):
                 failure_reason=reason,
             )
             if taken:
+                DeliveryAttempt.objects.create(
+                    notification=self,
+                    number=self.attempts,
+                    at=now,
+                    latency_ms=0,
+                    error=reason,
+                    result=self.State.FAILED,
+                )
                 self.state, self.lease_until, self.failure_reason = self.State.FAILED, None, reason
                 self.next_attempt_at = None
                 self.log_event(f"notification failed: {reason}", now=now)

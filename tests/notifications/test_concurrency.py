@@ -129,13 +129,22 @@ def test_a_notification_whose_attempts_keep_killing_the_worker_fails_after_a_bou
 
     notification.refresh_from_db()
     assert notification.state == Notification.State.FAILED
-    assert "3 attempts never finished" in notification.failure_reason
+    assert "3 attempts in a row never finished" in notification.failure_reason
     assert notification.attempts == 3
     assert pinster.requests() == []
     assert enqueue_due_notifications() == 0
     assert notification.image.events.filter(reason__contains="never finished").exists()
     clock.advance(hours=1)
     assert enqueue_due_notifications() == 0
+    attempt = notification.delivery_attempts.get()
+    assert (attempt.number, attempt.result) == (3, Notification.State.FAILED)
+
+    # Staff redeliver it: the count starts again, and the next attempt is made.
+    assert notification.redeliver(by=User.objects.create_user("operator"))
+    notify_pinster(notification.event_id)
+    notification.refresh_from_db()
+    assert notification.state == Notification.State.DELIVERED
+    assert pinster.deliveries_per_event() == {notification.event_id: 1}
 
 
 @pytest.mark.django_db
@@ -143,13 +152,15 @@ def test_attempts_that_finished_do_not_count_as_abandoned(
     pinster: PinsterApi, clock: Clock, settings: Any
 ) -> None:
     settings.MAX_STAGE_ATTEMPTS = 2
-    pinster.answer(503, 503, 503)  # then 201
+    pinster.answer(503, 503)  # then 201
     notification = publish()
-    for _ in range(3):  # three answered failures: retried as usual
+    assert notification.claim()  # an abandoned attempt ...
+    clock.advance(seconds=SENDING_LEASE_SECONDS + 1)
+    for _ in range(2):  # ... then two answered failures: retried as usual
         notify_pinster(notification.event_id)
         notification.refresh_from_db()
         clock.advance(hours=1)
-    assert notification.claim()  # one abandoned attempt: still below the bound
+    assert notification.claim()  # one abandoned attempt since the last answer: below the bound
     clock.advance(seconds=SENDING_LEASE_SECONDS + 1)
 
     notify_pinster(notification.event_id)
