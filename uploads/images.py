@@ -210,11 +210,13 @@ def _check_jpeg_complete(image: Image.Image, data: bytes) -> None:
 
     Entropy-coded data cannot contain FF D9 (an FF there is stuffed with 00), so the first
     FF D9 after the first scan is the end of the image; a truncated upload has none. This is
-    what a decode finds out about truncation, for ~1% of its cost (bench/upload.py: even a
-    1/8-scale draft decode costs more than all the other work of an upload). The worker
-    decodes the image fully anyway, and fails it cleanly if the scan data is corrupt.
+    what a decode finds out about truncation, for almost nothing (bench/upload.py: even a
+    1/8-scale draft decode costs more than all the other work of an upload). Searched from
+    the end, where the marker is: 1 us instead of 3.8 ms for a 12 MP photo, whose scan data
+    is full of FF bytes. The worker decodes the image fully anyway, and fails it cleanly if
+    the scan data is corrupt.
     """
     tile = getattr(image, "tile", None)
     scan_start = tile[0][2] if tile else 0
-    if data.find(b"\xff\xd9", scan_start) == -1:
+    if data.rfind(b"\xff\xd9", scan_start) == -1:
         raise unprocessable("corrupt_image", "The image is damaged or incomplete.")
