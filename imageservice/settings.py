@@ -294,6 +294,10 @@ MAX_IMAGE_BYTES = env_int("MAX_IMAGE_BYTES", 10 * 1024 * 1024, minimum=1024)
 MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", MAX_IMAGE_BYTES * 4 // 3 + 64 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+FILE_UPLOAD_HANDLERS = [  # Django's two, parsing in 1 MiB chunks instead of 64 KiB
+    "uploads.parsers.MemoryFileUploadHandler",
+    "uploads.parsers.TemporaryFileUploadHandler",
+]
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 50_000_000, minimum=1)
 MAX_TOTAL_PIXELS = env_int("MAX_TOTAL_PIXELS", 200_000_000, minimum=1)
 MAX_FRAMES = env_int("MAX_FRAMES", 100, minimum=1)
