@@ -230,6 +230,8 @@ class Image(models.Model):
         states = [from_state] if from_state else [stage.pending, stage.working]
         fields = {"failure_reason": reason}
         hook = _enqueue_next if stage.give_up not in FINAL_STATES else None
+        if stage.give_up == State.FAILED:
+            hook = _release_public_objects  # a publication given up may have written some
         return self._transition(
             from_states=states,
             to=stage.give_up,
@@ -306,6 +308,7 @@ class Image(models.Model):
             actor=actor,
             reason=reason,
             fields={"failure_reason": reason},
+            then=_release_public_objects,
         )
 
     # --- Storage keys (contract: originals `<md5>`, private copy under `raw/`) -------------
@@ -338,9 +341,16 @@ def _after_publication(image: Image) -> None:
 
 def _after_takedown(image: Image) -> None:
     from notifications.models import Notification
-    from uploads import tasks
 
     Notification.objects.create_for(image, Notification.Kind.TAKEN_DOWN)
+    _release_public_objects(image)
+
+
+def _release_public_objects(image: Image) -> None:
+    """After it leaves the way to publication for good: remove its public objects, unless
+    another image of the same bytes shows them (see publishing.release_public_objects)."""
+    from uploads import tasks
+
     transaction.on_commit(lambda: tasks.send_safely(tasks.unpublish_image, str(image.pk)))
 
 

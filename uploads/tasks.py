@@ -88,15 +88,21 @@ def make_thumbnails(image_id: str) -> None:
 
 def publish(image: Image) -> None:
     keys = publishing.publish_image(image)
-    image.published(renditions=keys)
+    if not image.published(renditions=keys):
+        # Taken down meanwhile (its unpublishing may have run before these writes), or its
+        # lease lost to another worker: remove what is not shown by a published image.
+        publishing.release_public_objects(image.md5)
 
 
 @dramatiq.actor(queue_name="thumbnails", max_retries=10, min_backoff=5_000, time_limit=120_000)
 def unpublish_image(image_id: str) -> None:
-    """Remove the public objects of a taken-down image. Safe to run twice."""
-    image = Image.objects.filter(pk=image_id, state=State.TAKEN_DOWN).first()
+    """Remove the public objects of a taken-down or failed image, unless another image of the
+    same bytes shows them. Safe to run twice."""
+    image = Image.objects.filter(pk=image_id, state__in=[State.TAKEN_DOWN, State.FAILED]).first()
     if image is not None:
         removed, kept_for = publishing.unpublish_image(image)
+        if not removed and kept_for is None and image.state == State.FAILED:
+            return  # nothing was written: no event for the many failures that never published
         reason = "public objects removed"
         if kept_for is not None:
             reason = f"public objects kept: image {kept_for} of the same bytes still shows them"
