@@ -239,3 +239,32 @@ def test_a_webp_of_an_image_that_may_have_alpha_is_made_from_the_original(
     with PILImage.open(io.BytesIO(fetch(client, f"/{image.md5}_200x200.webp"))) as made:
         assert made.mode == "RGBA"
     assert original_reads == [image.md5]
+
+
+def test_a_damaged_source_thumbnail_falls_back_to_the_original(client, post, original_reads):
+    from django.core.files.base import ContentFile
+
+    image = publish(post, photo(1600, 1200))
+    source = f"{image.md5}_400x400"
+    good = publishing.read_bytes(storages["public"], source)
+    storages["public"].save(source, ContentFile(good[: len(good) // 3]))  # cut mid-scan
+    original_reads.clear()
+
+    made = decoded(fetch(client, f"/{image.md5}_200x200"))
+
+    assert original_reads == [image.md5]
+    assert psnr(made, from_the_original(image, "200x200")) > 45
+
+
+def test_only_thumbnails_of_the_configured_sizes_are_sources(client, post, original_reads):
+    image = publish(post, photo(1600, 1200))
+    for key in image.renditions:  # only an on-demand 600 px remains, besides the original
+        if key != image.md5:
+            storages["public"].delete(key)
+    Image.objects.filter(pk=image.pk).update(renditions=[image.md5])
+    assert fetch(client, f"/{image.md5}_600x600")
+    original_reads.clear()
+
+    fetch(client, f"/{image.md5}_200x200")
+
+    assert original_reads == [image.md5]  # not made from the on-demand 600 px one
