@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from django.utils import timezone
 
 from uploads.models import EventKind, Image, ImageEvent, State
 from uploads.storage_keys import list_objects
+
+PUBLIC_KEY = re.compile(r"[0-9a-f]{32}(_|$)")
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +195,29 @@ def _check_orphans(options: Options, now: datetime, report: Report) -> None:
         for key in batch:
             if key not in known:
                 report.problems.append(Problem("orphaned_original", "-", f"{key} has no row"))
+    _check_unpublished_public_objects(options, cutoff, report)
+
+
+def _check_unpublished_public_objects(options: Options, cutoff: datetime, report: Report) -> None:
+    """Public objects (`<md5>`, `<md5>_...`) of bytes no image is published or being published
+    with: taken-down, rejected or failed content still reachable. Older than the cutoff only:
+    a younger one may belong to a publication in flight."""
+    keys = [
+        obj.key
+        for obj in list_objects("public")
+        if PUBLIC_KEY.match(obj.key) and (obj.modified is None or obj.modified <= cutoff)
+    ]
+    for start in range(0, len(keys), options.batch_size):
+        batch = keys[start : start + options.batch_size]
+        shown = set(
+            Image.objects.filter(
+                md5__in={key[:32] for key in batch}, state__in=[State.PUBLISHED, State.PUBLISHING]
+            ).values_list("md5", flat=True)
+        )
+        for key in batch:
+            if key[:32] not in shown:
+                problem = Problem("unpublished_public_object", "-", f"public {key}: not published")
+                report.problems.append(problem)
 
 
 # --- States and history -------------------------------------------------------------------

@@ -154,6 +154,25 @@ def test_orphaned_originals_are_found_on_request(published):
     assert published.md5 not in out
 
 
+def test_public_objects_of_bytes_no_image_shows_are_found_on_request(published, moderator):
+    from django.test import override_settings
+
+    with override_settings(STALE_AFTER_SECONDS=-60):
+        first = integrity_problems("--orphans")
+        assert "unpublished_public_object" not in first[1], first[1]  # published: they belong
+        leftover = f"{'e' * 32}_400x400"
+        storages["public"].save(leftover, ContentFile(b"thumbnail of nothing"))
+        # Taken down without its objects removed (say unpublish_image never ran):
+        Image.objects.filter(pk=published.pk).update(state=State.TAKEN_DOWN)
+
+        status, out = integrity_problems("--orphans")
+
+    assert status == 1
+    assert f"unpublished_public_object image=-: public {leftover}: not published" in out
+    assert f"public {published.md5}: not published" in out
+    assert f"public {published.md5}_400x400: not published" in out
+
+
 def test_since_limits_the_check_to_recent_images(published):
     storages["default"].delete(published.md5)
     Image.objects.filter(pk=published.pk).update(created_at=timezone.now() - timedelta(days=3))
