@@ -71,31 +71,33 @@ def test_taking_down_one_copy_keeps_what_the_other_still_shows(publish_as, moder
     assert not any(public(key) for key in shared)  # the on-demand key the other row listed too
 
 
-def test_a_copy_being_published_also_keeps_the_objects(publish_as, moderator):
+@pytest.mark.parametrize(
+    ("other_state", "kept"),
+    [
+        (State.PUBLISHING, True),
+        (State.APPROVED, False),  # it writes them all again when it publishes
+        (State.REJECTED, False),
+        (State.TAKEN_DOWN, False),
+        (State.FAILED, False),
+    ],
+)
+def test_only_a_copy_published_or_being_published_keeps_the_objects(
+    publish_as, moderator, other_state, kept
+):
     data = photo(800, 600)
     first = publish_as("user-a", data)
     second = publish_as("user-b", data)
-    Image.objects.filter(pk=second.pk).update(state=State.PUBLISHING)
+    Image.objects.filter(pk=second.pk).update(state=other_state)
     assert first.take_down(by=moderator, reason="reported")
 
     removed, kept_for = publishing.unpublish_image(Image.objects.get(pk=first.pk))
 
-    assert (removed, kept_for) == ([], str(second.pk))
-    assert public(first.md5)
-
-
-def test_copies_already_taken_down_or_rejected_do_not_keep_anything(publish_as, moderator):
-    data = photo(800, 600)
-    first = publish_as("user-a", data)
-    second = publish_as("user-b", data)
-    Image.objects.filter(pk=second.pk).update(state=State.REJECTED)
-    assert first.take_down(by=moderator, reason="reported")
-
-    removed, kept_for = publishing.unpublish_image(Image.objects.get(pk=first.pk))
-
-    assert kept_for is None
-    assert set(removed) == {first.md5, *first.renditions}
-    assert not public(first.md5)
+    if kept:
+        assert (removed, kept_for) == ([], str(second.pk))
+    else:
+        assert kept_for is None
+        assert set(removed) == {first.md5, *first.renditions}
+    assert public(first.md5) is kept
 
 
 def test_objects_kept_for_a_copy_being_published_go_when_that_publication_fails(
