@@ -180,6 +180,10 @@ def _encode(img: Image.Image, fmt: str, exif: Image.Exif | None = None, **opts: 
         raise ValueError(f"JPEG cannot hold mode {img.mode}; pass fmt='PNG' or 'WEBP'")
     if exif is not None and fmt in ("JPEG", "PNG", "WEBP"):
         opts["exif"] = exif
+    elif exif is not None and fmt == "HEIF":
+        # As bytes: pillow-heif then writes the orientation as the container's transforms
+        # (irot/imir), as phones do; an Exif object it would drop.
+        opts["exif"] = exif.tobytes()
     if opts.pop("xmp", None):
         if fmt == "PNG":
             info = PngImagePlugin.PngInfo()
@@ -262,7 +266,8 @@ def heic(width: int = 1200, height: int = 800, subject: str = "astronaut") -> by
     import pillow_heif
 
     pillow_heif.register_heif_opener()
-    return _encode(_upright(width, height, subject), "HEIF", quality=90)
+    # With a camera's EXIF and GPS position, as a phone's HEIC has.
+    return _encode(_upright(width, height, subject), "HEIF", _camera_exif(None, True), quality=90)
 
 
 @lru_cache(maxsize=1)

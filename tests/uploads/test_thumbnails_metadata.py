@@ -120,5 +120,6 @@ def test_no_metadata_survives_from_a_png_or_webp_with_alpha(fmt):
 
 
 def test_no_metadata_survives_from_heic():
+    assert has_gps(heic(600, 400))  # the source has it
     for rendition in everything_in(heic(600, 400)):
         assert_stripped(rendition.data, rendition.format)

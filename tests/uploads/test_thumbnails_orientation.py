@@ -65,3 +65,17 @@ def test_an_out_of_range_orientation_tag_is_ignored():
     rendition = render_one(buffer.getvalue(), Size(150, 150))
 
     assert (rendition.width, rendition.height) == (150, 100)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_heic_is_upright_whatever_its_orientation(orientation):
+    # The orientation is stored as the container's transforms (irot/imir), as phones write it;
+    # pillow-heif applies them when it reads and reports EXIF orientation 1, so the engine must
+    # not turn the pixels a second time.
+    data = photo(600, 400, fmt="HEIF", orientation=orientation)
+    assert data[4:12] == b"ftypheic"
+
+    rendition = render_one(data, Size(300, 300))
+
+    assert (rendition.width, rendition.height) == (300, 200)
+    assert psnr(decoded(rendition.data), reference((300, 200))) > UPRIGHT_PSNR
