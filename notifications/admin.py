@@ -13,6 +13,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 from notifications.models import DeliveryAttempt, Notification
+from uploads.admin_views import ReadOnly
 from uploads.models import Image
 
 STATE_COLOURS: dict[str, str] = {
@@ -28,17 +29,6 @@ def deliveries_url(image: Image | Any) -> str:
     return f"{reverse('admin:notifications_notification_changelist')}?image__id__exact={pk}"
 
 
-class ReadOnlyMixin:
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 class StateBadge:
     @admin.display(description="state", ordering="state")
     def state_badge(self, notification: Notification) -> str:
@@ -49,7 +39,7 @@ class StateBadge:
         return format_html('<span style="color:{}">{}</span>', colour, label)
 
 
-class DeliveryAttemptInline(ReadOnlyMixin, admin.TabularInline):
+class DeliveryAttemptInline(ReadOnly, admin.TabularInline):
     model = DeliveryAttempt
     fields = ("number", "at", "status_code", "latency_ms", "result", "error", "response_snippet")
     readonly_fields = fields
@@ -58,7 +48,7 @@ class DeliveryAttemptInline(ReadOnlyMixin, admin.TabularInline):
     can_delete = False
 
 
-class NotificationInline(StateBadge, ReadOnlyMixin, admin.TabularInline):
+class NotificationInline(StateBadge, ReadOnly, admin.TabularInline):
     """An image's notifications, for the image's admin page."""
 
     model = Notification
@@ -75,7 +65,7 @@ class NotificationInline(StateBadge, ReadOnlyMixin, admin.TabularInline):
 
 
 @admin.register(Notification)
-class NotificationAdmin(StateBadge, ReadOnlyMixin, admin.ModelAdmin):
+class NotificationAdmin(StateBadge, ReadOnly, admin.ModelAdmin):
     list_display = (
         "created_at",
         "kind",

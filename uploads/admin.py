@@ -28,24 +28,11 @@ from moderation.models import ModerationResult
 from notifications.admin import NotificationInline
 from uploads import admin_filters as filters
 from uploads import admin_views as views
-from uploads.admin_views import REJECT_REASONS, TAKE_DOWN_REASONS, ReasonForm
+from uploads.admin_views import REJECT_REASONS, TAKE_DOWN_REASONS, ReadOnly, ReasonForm
 from uploads.models import Image, ImageEvent, State
 
 TIMELINE_LIMIT = 200
 post_only = method_decorator(require_POST)
-
-
-class ReadOnly:
-    """Rows written by the pipeline: nobody adds, changes or deletes them here."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Image)

@@ -34,6 +34,20 @@ from django.utils.safestring import SafeString
 from uploads import thumbnails
 from uploads.models import EventKind, Image, ImageEvent, State
 
+
+class ReadOnly:
+    """Rows written by the pipeline: nobody adds, changes or deletes them here."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 # What browsers show natively; anything else (HEIC) is previewed as a JPEG rendition.
 BROWSER_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 THUMB_SIZE = thumbnails.Size(160, 160)

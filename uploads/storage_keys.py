@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.core.files.storage import storages
+from django.core.management.base import CommandError
 
 S3_DELETE_BATCH = 1000  # the most keys one DeleteObjects request takes
 MD5 = re.compile(r"[0-9a-f]{32}", re.ASCII)
@@ -37,11 +38,12 @@ def md5_of(key: str) -> str:
 
 
 def check_md5s(values: Iterable[str]) -> list[str]:
-    """Lower-cased md5 hex digests; ValueError naming any that is not one."""
+    """The values of a command's --md5 options, lower-cased; CommandError naming any that is
+    not an md5 hex digest."""
     md5s = [value.strip().lower() for value in values]
     bad = [md5 for md5 in md5s if not MD5.fullmatch(md5)]
     if bad:
-        raise ValueError(f"--md5 takes a 32-digit hex md5, not {', '.join(bad)}")
+        raise CommandError(f"--md5 takes a 32-digit hex md5, not {', '.join(bad)}")
     return md5s
 
 

@@ -4,7 +4,7 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any, TypeVar
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
 from uploads import publishing
 from uploads.management.progress import Progress
@@ -39,10 +39,7 @@ class Command(BaseCommand):
         parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            md5s = check_md5s(options["md5"])
-        except ValueError as exc:
-            raise CommandError(str(exc)) from None
+        md5s = check_md5s(options["md5"])
         dry_run = options["dry_run"]
         progress = Progress(
             self.stderr, "purge_thumbnails", every=options["progress_every"], quiet=options["quiet"]
