@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import imagehash
 import numpy as np
-from django.core.files.storage import storages
 from django.db.models import Q
 from PIL import Image as PILImage
 
 from uploads import imaging
 from uploads.models import Image
-from uploads.storage import read_bytes
+from uploads.publishing import read_original
 
 if TYPE_CHECKING:
     from moderation.models import BlockedImage
@@ -42,10 +41,6 @@ MIN_DETAIL = 4.0
 LOOK_BACK = 300.0
 MAX_FOLLOWED_GAPS = 1000
 FULL_RELOAD_SECONDS = 3600
-
-
-def read_original(image: Image) -> bytes:
-    return read_bytes(storages["default"], image.md5)
 
 
 def _phash(img: PILImage.Image) -> int:

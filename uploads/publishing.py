@@ -257,11 +257,6 @@ def content_type_of(key: str, head: bytes) -> str:
     return "image/png" if head.startswith(b"\x89PNG") else "image/jpeg"
 
 
-def unpublish_image(image: Image) -> tuple[list[str], str | None]:
-    """Remove the public objects of a taken-down or failed image: see release_public_objects."""
-    return release_public_objects(image.md5)
-
-
 def release_public_objects(md5: str) -> tuple[list[str], str | None]:
     """Delete every public object of `md5` (the original's copy and every thumbnail, recorded
     or not) unless an image of these bytes is published or being published; returns the keys

@@ -100,7 +100,7 @@ def unpublish_image(image_id: str) -> None:
     same bytes shows them. Safe to run twice."""
     image = Image.objects.filter(pk=image_id, state__in=[State.TAKEN_DOWN, State.FAILED]).first()
     if image is not None:
-        removed, kept_for = publishing.unpublish_image(image)
+        removed, kept_for = publishing.release_public_objects(image.md5)
         if not removed and kept_for is None and image.state == State.FAILED:
             return  # nothing was written: no event for the many failures that never published
         reason = "public objects removed"

@@ -329,7 +329,7 @@ def test_only_published_images_selected_by_md5_and_since_are_regenerated(two, mo
     settings.THUMBNAIL_SIZES = "300x300"
     taken_down, other = two
     assert taken_down.take_down(by=moderator, reason="test")
-    assert publishing.unpublish_image(taken_down)[1] is None
+    assert publishing.release_public_objects(taken_down.md5)[1] is None
 
     run("regenerate_thumbnails", "--since", (timezone.now() + timedelta(hours=1)).isoformat())
     assert not any(key.endswith("_300x300") for key in public_keys())

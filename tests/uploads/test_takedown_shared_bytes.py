@@ -90,7 +90,7 @@ def test_only_a_copy_published_or_being_published_keeps_the_objects(
     Image.objects.filter(pk=second.pk).update(state=other_state)
     assert first.take_down(by=moderator, reason="reported")
 
-    removed, kept_for = publishing.unpublish_image(Image.objects.get(pk=first.pk))
+    removed, kept_for = publishing.release_public_objects(first.md5)
 
     if kept:
         assert (removed, kept_for) == ([], str(second.pk))
