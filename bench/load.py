@@ -309,12 +309,8 @@ def main() -> int:
     parser.add_argument("--json", default="", help="also write the results here")
     args = parser.parse_args()
 
-    from stack import Stack, free_port, parse_args
-
     from tests.photos import photo
-    from tests.pinster import PinsterApi
     from tests.services import redis_server
-    from uploads.keys import dev_key_pair
 
     jpeg = _photo_of_size(photo, args.photo_kb * 1000)
     photo_count = int(args.rate * args.duration + args.burst_rate * args.burst_duration) + 16
@@ -330,41 +326,20 @@ def main() -> int:
     ]
     print(f"photo: {jpeg_size(jpeg)}, {len(jpeg) / 1000:.0f} KB; {photo_count} distinct bodies")
 
-    run_dir = Path(tempfile.mkdtemp(prefix="bench-load-"))
-    pinster_private, _ = dev_key_pair(run_dir / "keys", "pinster")
-    _, service_public = dev_key_pair(run_dir / "keys", "service")
-    port = free_port()
-    web = f"http://127.0.0.1:{port}"
-    pinster = PinsterApi(public_key=service_public, issuer=web).start()
-    database = f"bench_load_{os.getpid()}"
-    database_url = create_database(database)
+    run = BenchRun.start("load")
+    web, pinster, database_url = run.web, run.pinster, run.database_url
     os.environ.update(
         PINSTER_API_URL=pinster.url,
         IMAGE_SERVICE_URL=web,
         MODERATION_BACKEND=args.moderation,
         LOG_LEVEL="WARNING",
     )
-    client = Client(web, pinster.url, pinster_private, args.timeout)
+    client = Client(web, pinster.url, run.pinster_private, args.timeout)
     memory = Memory()
     stop_sampling = threading.Event()
     rng = random.Random(9)
     with redis_server() as redis_url:
-        stack = Stack(
-            parse_args(
-                [
-                    "--port",
-                    str(port),
-                    "--database-url",
-                    database_url,
-                    "--redis-url",
-                    redis_url,
-                    "--var-dir",
-                    str(run_dir),
-                    "--log-dir",
-                    str(run_dir / "logs"),
-                ]
-            )
-        )
+        stack = run.stack(redis_url)
         try:
             stack.up()
             hostile = hostile_requests(client)
@@ -427,8 +402,7 @@ def main() -> int:
         finally:
             stop_sampling.set()
             stack.down()
-            pinster.stop()
-            drop_database(database)
+            run.stop()
 
     summary = report(results, {"steady": args.duration, "burst": args.burst_duration})
     summary["drain_s_after_last_request"] = round(drain_after_burst, 1)
@@ -525,6 +499,56 @@ def jpeg_size(data: bytes) -> str:
 
     with Image.open(io.BytesIO(data)) as img:
         return f"{img.width}x{img.height} JPEG"
+
+
+@dataclass
+class BenchRun:
+    """A benchmark's own world: a folder, development key pairs, a free port for the web, a
+    stand-in PinsterApi that verifies the service's tokens, and a fresh PostgreSQL database."""
+
+    run_dir: Path
+    pinster_private: str
+    port: int
+    web: str
+    pinster: Any
+    database: str
+    database_url: str
+
+    @classmethod
+    def start(cls, name: str) -> BenchRun:
+        from stack import free_port
+
+        from tests.pinster import PinsterApi
+        from uploads.keys import dev_key_pair
+
+        run_dir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+        pinster_private, _ = dev_key_pair(run_dir / "keys", "pinster")
+        _, service_public = dev_key_pair(run_dir / "keys", "service")
+        port = free_port()
+        web = f"http://127.0.0.1:{port}"
+        pinster = PinsterApi(public_key=service_public, issuer=web).start()
+        database = f"bench_{name}_{os.getpid()}"
+        database_url = create_database(database)
+        return cls(run_dir, pinster_private, port, web, pinster, database, database_url)
+
+    def stack(self, redis_url: str, *options: str) -> Any:
+        """deploy/stack.py's topology on this run's port, database, Redis and folder;
+        `options` are more stack.py arguments."""
+        from stack import Stack, parse_args
+
+        return Stack(
+            parse_args(
+                [
+                    *("--port", str(self.port), "--database-url", self.database_url),
+                    *("--redis-url", redis_url, "--var-dir", str(self.run_dir)),
+                    *("--log-dir", str(self.run_dir / "logs"), *options),
+                ]
+            )
+        )
+
+    def stop(self) -> None:
+        self.pinster.stop()
+        drop_database(self.database)
 
 
 def create_database(name: str) -> str:

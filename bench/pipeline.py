@@ -16,7 +16,6 @@ import argparse
 import concurrent.futures
 import os
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -129,27 +128,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="per worker process")
     args = parser.parse_args()
 
-    from load import create_database, drop_database  # bench/load.py, beside this script
-    from stack import Stack, free_port, parse_args
+    from load import BenchRun  # bench/load.py, beside this script
 
     from tests.photos import photo
-    from tests.pinster import PinsterApi
     from tests.services import redis_server
-    from uploads.keys import dev_key_pair
 
     jpeg = photo(4000, 3000, quality=92)
     images = [variant(jpeg, n) for n in range(args.images)]
     print(f"{args.images} uploads of a {len(jpeg) / 1e6:.1f} MB 12-megapixel JPEG")
 
     before = thumbnails_alone(images)  # measured before and after: load drifts on these machines
-    run_dir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-    pinster_private, _ = dev_key_pair(run_dir / "keys", "pinster")
-    _, service_public = dev_key_pair(run_dir / "keys", "service")
-    port = free_port()
-    web = f"http://127.0.0.1:{port}"
-    pinster = PinsterApi(public_key=service_public, issuer=web).start()
-    database = f"bench_pipeline_{os.getpid()}"
-    database_url = create_database(database)
+    run = BenchRun.start("pipeline")
+    web, pinster, database_url = run.web, run.pinster, run.database_url
     os.environ.update(
         PINSTER_API_URL=pinster.url,
         IMAGE_SERVICE_URL=web,
@@ -158,33 +148,14 @@ def main() -> None:
         LOG_LEVEL="WARNING",
     )
     with redis_server() as redis_url:
-        stack = Stack(
-            parse_args(
-                [
-                    "--port",
-                    str(port),
-                    "--workers",
-                    "2",
-                    "--processes",
-                    "1",
-                    "--threads",
-                    str(args.threads),
-                    "--web-workers",
-                    "1",
-                    "--database-url",
-                    database_url,
-                    "--redis-url",
-                    redis_url,
-                    "--var-dir",
-                    str(run_dir),
-                    "--log-dir",
-                    str(run_dir / "logs"),
-                ]
-            )
+        stack = run.stack(
+            redis_url,
+            *("--workers", "2", "--processes", "1", "--threads", str(args.threads)),
+            *("--web-workers", "1"),
         )
         try:
             stack.up()
-            token = sign_token(pinster_private, web, pinster.url)
+            token = sign_token(run.pinster_private, web, pinster.url)
             upload(web, token, photo(640, 480))  # warm up: model loaded, connections open
             wait_published(database_url, 1, 120)
             ours = {c.pid for c in stack.children if c.name != "s3"}
@@ -204,8 +175,7 @@ def main() -> None:
             }
         finally:
             stack.down()
-            pinster.stop()
-            drop_database(database)
+            run.stop()
     pipeline = finished - start
     after = thumbnails_alone(images)
     alone, alone_cpu = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
