@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,26 @@ from uploads.models import Image
 
 def data_url(data: bytes, content_type: str = "image/jpeg") -> str:
     return f"data:{content_type};base64,{base64.b64encode(data).decode()}"
+
+
+def use_local_storage(settings: Any, root: Path) -> None:
+    """Private and public storage as local folders under `root` (public served at /media/)."""
+    local = "django.core.files.storage.FileSystemStorage"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": local,
+            "OPTIONS": {"location": str(root / "private"), "allow_overwrite": True},
+        },
+        "public": {
+            "BACKEND": local,
+            "OPTIONS": {
+                "location": str(root / "public"),
+                "base_url": "http://x.test/media/",
+                "allow_overwrite": True,
+            },
+        },
+    }
 
 
 def stored_keys() -> list[str]:

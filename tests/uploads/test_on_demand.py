@@ -11,7 +11,7 @@ from PIL import ImageOps
 
 from moderation.tasks import moderate_image
 from tests.photos import photo, psnr
-from tests.uploads.conftest import data_url
+from tests.uploads.conftest import data_url, use_local_storage
 from uploads import publishing
 from uploads.models import Image, State
 from uploads.tasks import make_thumbnails
@@ -21,12 +21,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def published(post) -> Image:
-    image_id = post({"data": {"image": data_url(photo(1600, 1200))}}).json()["id"]
-    moderate_image(image_id)
-    make_thumbnails(image_id)
-    image = Image.objects.get(pk=image_id)
-    assert image.state == State.PUBLISHED
-    return image
+    return publish(post, photo(1600, 1200))
 
 
 def fetch(client, url: str) -> bytes:
@@ -91,22 +86,7 @@ def test_an_unknown_or_unapproved_image_is_a_404_that_reveals_nothing(client, po
 
 
 def test_with_local_storage_thumbnails_are_served_by_the_service(client, post, tmp_path, settings):
-    local = "django.core.files.storage.FileSystemStorage"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": local,
-            "OPTIONS": {"location": str(tmp_path / "private"), "allow_overwrite": True},
-        },
-        "public": {
-            "BACKEND": local,
-            "OPTIONS": {
-                "location": str(tmp_path / "public"),
-                "base_url": "http://x.test/media/",
-                "allow_overwrite": True,
-            },
-        },
-    }
+    use_local_storage(settings, tmp_path)
     image_id = post({"data": {"image": data_url(photo(800, 600))}}).json()["id"]
     moderate_image(image_id)
     make_thumbnails(image_id)

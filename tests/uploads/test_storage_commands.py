@@ -21,14 +21,13 @@ from PIL import Image as PILImage
 from moderation.tasks import moderate_image
 from tests import services
 from tests.photos import photo
-from tests.uploads.conftest import data_url
+from tests.uploads.conftest import data_url, use_local_storage
 from uploads import publishing
 from uploads.models import EventKind, Image, ImageEvent, State
 from uploads.storage_keys import list_objects
 from uploads.tasks import make_thumbnails
 
 pytestmark = pytest.mark.django_db
-LOCAL = "django.core.files.storage.FileSystemStorage"
 
 
 def needs_s3(settings: Any) -> None:
@@ -41,21 +40,7 @@ def backend(request: Any, settings: Any, tmp_path: Path) -> str:
     if request.param == "s3":
         needs_s3(settings)
     else:
-        settings.STORAGES = {
-            **settings.STORAGES,
-            "default": {
-                "BACKEND": LOCAL,
-                "OPTIONS": {"location": str(tmp_path / "private"), "allow_overwrite": True},
-            },
-            "public": {
-                "BACKEND": LOCAL,
-                "OPTIONS": {
-                    "location": str(tmp_path / "public"),
-                    "base_url": "http://x.test/media/",
-                    "allow_overwrite": True,
-                },
-            },
-        }
+        use_local_storage(settings, tmp_path)
     return str(request.param)
 
 
