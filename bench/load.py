@@ -87,7 +87,7 @@ class Client:
     def token(self, **changes: Any) -> str:
         import jwt
 
-        from uploads.keys import upload_token_claims
+        from infra.keys import upload_token_claims
 
         claims = upload_token_claims(issuer=self.pinster_url, audience=self.web, **changes)
         return jwt.encode(claims, self.private_pem, algorithm="RS256")
@@ -518,10 +518,12 @@ class BenchRun:
     def start(cls, name: str) -> BenchRun:
         from stack import free_port
 
+        from infra.devsetup import ensure_dev_files
+        from infra.keys import dev_key_pair
         from tests.pinster import PinsterApi
-        from uploads.keys import dev_key_pair
 
         run_dir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+        ensure_dev_files(run_dir)
         pinster_private, _ = dev_key_pair(run_dir / "keys", "pinster")
         _, service_public = dev_key_pair(run_dir / "keys", "service")
         port = free_port()

@@ -33,11 +33,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def dev_var_dir(prefix: str) -> str:
+    from infra.devsetup import ensure_dev_files
+
+    var = tempfile.mkdtemp(prefix=prefix)
+    ensure_dev_files(Path(var))
+    return var
+
+
 def setup_django() -> None:
     os.environ.update(
         {
             "DJANGO_SETTINGS_MODULE": "imageservice.settings",
-            "VAR_DIR": tempfile.mkdtemp(prefix="bench-moderation-"),
+            "VAR_DIR": dev_var_dir("bench-moderation-"),
             "MODERATION_BACKEND": "moderation.backends.LocalModelBackend",
             "EMBEDDED_WORKER_THREADS": "0",
             "LOG_LEVEL": "WARNING",

@@ -58,7 +58,7 @@ def upload(url: str, token: str, data: bytes) -> str:
 def sign_token(private_pem: str, service_url: str, pinster_url: str) -> str:
     import jwt
 
-    from uploads.keys import upload_token_claims
+    from infra.keys import upload_token_claims
 
     claims = upload_token_claims(issuer=pinster_url, audience=service_url, lifetime=3600)
     return jwt.encode(claims, private_pem, algorithm="RS256")
@@ -67,7 +67,7 @@ def sign_token(private_pem: str, service_url: str, pinster_url: str) -> str:
 def render_publication(data: bytes) -> float:
     """What make_thumbnails renders for one image, with the service's default settings;
     returns the CPU seconds it took."""
-    from uploads import thumbnails
+    from publishing import thumbnails
 
     start = time.process_time()
     sizes = thumbnails.parse_sizes("100x100,400x400,800x800,1600x1600,400xauto")

@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from PIL import Image, ImageOps  # noqa: E402
 
-from uploads import imaging, thumbnails  # noqa: E402
+from publishing import imaging, thumbnails  # noqa: E402
 
 SIZES = thumbnails.parse_sizes("100x100,400x400,800x800,1600x1600")
 BOXES = [(s.width or 0, s.height or 0) for s in SIZES]
@@ -342,8 +342,11 @@ class Service:
     }  # fmt: skip
 
     def __init__(self, workdir: Path, on_demand_sizes: str, thumbnail_sizes: str = "") -> None:
+        from infra.devsetup import ensure_dev_files
+
         self.var = workdir / "var"
         workdir.mkdir(parents=True, exist_ok=True)
+        ensure_dev_files(self.var)
         port = free_port()
         self.base = f"http://127.0.0.1:{port}"
         self.env = {k: v for k, v in os.environ.items() if k not in self.CLEARED}

@@ -29,6 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def setup_django(var_dir: str) -> None:
+    from infra.devsetup import ensure_dev_files
+
+    ensure_dev_files(Path(var_dir))
     os.environ.update(
         {
             "VAR_DIR": var_dir,

@@ -212,6 +212,10 @@ class Stack:
             if found is None:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
+    def manage_module(self, module: str, *args: str) -> None:
+        """`python -m module args` in the project, with the stack's environment."""
+        subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=self.env(), check=True)
+
     def manage(self, *command: str) -> None:
         done = subprocess.run(
             [PYTHON, "manage.py", *command],
@@ -277,7 +281,7 @@ class Stack:
         return f"http://127.0.0.1:{self.web_port}"
 
     def up(self) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.manage_module("infra.devsetup", "--var-dir", str(self.run_dir))
         self.start_s3()
         self.create_bucket()
         if self.args.create_database:

@@ -8,7 +8,6 @@ raises ImproperlyConfigured naming the variable. The README lists every variable
 from __future__ import annotations
 
 import os
-import secrets
 import warnings
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -16,7 +15,7 @@ from urllib.parse import urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from uploads.keys import load_keys
+from infra.keys import load_keys
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -82,14 +81,15 @@ def env_choice(name: str, default: str, choices: set[str]) -> str:
 
 
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def _dev_secret_key() -> str:
+    """The development secret `python -m infra.devsetup` wrote; settings never write."""
     path = VAR_DIR / "secret_key"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set (for a development secret run `python -m infra.devsetup`)"
+        )
     return path.read_text().strip()
 
 
@@ -128,16 +128,18 @@ INSTALLED_APPS = [
     "django_dramatiq",
     "django_prometheus",
     "uploads",
+    "publishing",
     "moderation",
     "notifications",
+    "imageservice",
 ]
 
 MIDDLEWARE = [
-    "uploads.health.ProbeMiddleware",
+    "infra.health.ProbeMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "uploads.middleware.RequestIdMiddleware",
-    "uploads.metrics.ApiMetricsMiddleware",
-    "uploads.middleware.BodySizeLimitMiddleware",
+    "infra.middleware.RequestIdMiddleware",
+    "infra.metrics.ApiMetricsMiddleware",
+    "infra.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -247,7 +249,7 @@ if BUCKET_NAME:
     _public_domain = urlsplit(PUBLIC_BASE_URL).netloc if PUBLIC_BASE_URL else None
     STORAGES = {
         "default": {
-            "BACKEND": "uploads.storage.S3Storage",
+            "BACKEND": "infra.storage.S3Storage",
             "OPTIONS": {
                 **_s3,
                 "bucket_name": PRIVATE_BUCKET_NAME,
@@ -258,7 +260,7 @@ if BUCKET_NAME:
             },
         },
         "public": {
-            "BACKEND": "uploads.storage.S3Storage",
+            "BACKEND": "infra.storage.S3Storage",
             "OPTIONS": {
                 **_s3,
                 "bucket_name": BUCKET_NAME,
@@ -332,7 +334,7 @@ REST_FRAMEWORK = {
         "uploads.parsers.StrictJSONParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "EXCEPTION_HANDLER": "uploads.errors.exception_handler",
+    "EXCEPTION_HANDLER": "infra.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -368,9 +370,9 @@ _broker["MIDDLEWARE"] = [
     "dramatiq.middleware.Pipelines",
     "dramatiq.middleware.Retries",
     "django_dramatiq.middleware.DbConnectionsMiddleware",
-    "uploads.logging.TaskContextMiddleware",
-    "uploads.metrics.TaskMetricsMiddleware",
-    "uploads.periodic.PeriodicJobsMiddleware",
+    "infra.logging.TaskContextMiddleware",
+    "infra.metrics.TaskMetricsMiddleware",
+    "imageservice.periodic.PeriodicJobsMiddleware",
 ]
 DRAMATIQ_BROKER = _broker
 DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
@@ -431,7 +433,7 @@ SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if _behind_tls els
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", _behind_tls)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)  # a commitment: opt in
 # Plain http that reached us through the TLS proxy is redirected; probes and scrapes are
-# answered before this (uploads.health.ProbeMiddleware).
+# answered before this (infra.health.ProbeMiddleware).
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _behind_tls)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
@@ -454,11 +456,11 @@ LOG_FORMAT = env_choice("LOG_FORMAT", "json", {"json", "text"})
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "uploads.logging.RequestIdFilter"}},
+    "filters": {"request_id": {"()": "infra.logging.RequestIdFilter"}},
     "formatters": {
-        "json": {"()": "uploads.logging.JsonFormatter"},
+        "json": {"()": "infra.logging.JsonFormatter"},
         "text": {
-            "()": "uploads.logging.TextFormatter",
+            "()": "infra.logging.TextFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
         },
     },

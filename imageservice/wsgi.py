@@ -10,6 +10,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imageservice.settings")
 
 application = get_wsgi_application()
 
-from uploads.embedded import start_embedded_worker  # noqa: E402
+from imageservice.embedded import start_embedded_worker  # noqa: E402
 
 start_embedded_worker()

@@ -11,44 +11,11 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
+from moderation.console import images  # noqa: F401  registers the image console
+from moderation.console.views import image_link, moderation_summary, preview_tag
 from moderation.models import BlockedImage, ModerationResult
-from uploads.admin_views import image_link, preview_tag
-
-
-def labels_html(result: ModerationResult) -> str:
-    labels = result.labels if isinstance(result.labels, list) else []
-    return format_html_join(
-        " ",
-        '<span class="mod-label">{} <b>{}%</b></span>',
-        (
-            (label.get("name", "?"), f"{float(label.get('confidence') or 0):.1f}")
-            for label in labels
-            if isinstance(label, dict)
-        ),
-    )
-
-
-def moderation_summary(result: ModerationResult) -> str:
-    """Labels with confidences and the outcome; for a blocklist hit, the image it resembles."""
-    outcome = result.get_outcome_display() if result.outcome else "error"
-    summary = format_html(
-        '{} <small class="mod-outcome">{}</small>', labels_html(result) or "no labels", outcome
-    )
-    blocked = result.blocked_image
-    if blocked is None:
-        return summary
-    source = preview_tag(blocked.source_image_id, size=60) if blocked.source_image_id else ""
-    return format_html(
-        '{}<div class="blocklist-hit">{}<br>Resembles <a href="{}">blocked {}…</a> '
-        "(distance {})</div>",
-        summary,
-        source,
-        reverse("admin:moderation_blockedimage_change", args=[blocked.pk]),
-        blocked.sha256[:12],
-        "?" if result.blocklist_distance is None else result.blocklist_distance,
-    )
 
 
 @admin.register(ModerationResult)

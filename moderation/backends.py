@@ -25,9 +25,9 @@ from django.core.files.storage import storages
 from django.utils.module_loading import import_string
 from PIL import Image as PILImage
 
-from uploads import imaging
+from infra.storage import read_bytes
+from publishing import imaging
 from uploads.models import Image
-from uploads.storage import read_bytes
 
 log = logging.getLogger(__name__)
 

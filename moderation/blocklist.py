@@ -23,9 +23,9 @@ import numpy as np
 from django.db.models import Q
 from PIL import Image as PILImage
 
-from uploads import imaging
+from publishing import imaging
+from publishing.services import read_original
 from uploads.models import Image
-from uploads.publishing import read_original
 
 if TYPE_CHECKING:
     from moderation.models import BlockedImage

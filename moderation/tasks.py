@@ -7,7 +7,7 @@ from django.conf import settings
 
 from moderation import services
 from uploads.models import MODERATION, Image
-from uploads.tasks import run_stage
+from uploads.pipeline import run_stage
 
 MODERATION_TIME_LIMIT_MS = 120_000
 

@@ -12,8 +12,8 @@ from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
+from infra.admin import ReadOnly
 from notifications.models import DeliveryAttempt, Notification
-from uploads.admin_views import ReadOnly
 from uploads.models import Image
 
 STATE_COLOURS: dict[str, str] = {

@@ -14,8 +14,8 @@ import requests
 from django.conf import settings
 from django.utils import timezone
 
+from infra.logging import current_request_id, redact
 from notifications import signing
-from uploads.logging import current_request_id, redact
 
 if TYPE_CHECKING:
     from notifications.models import Notification

@@ -18,8 +18,9 @@ from django.db import models, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
+from infra.broker import send_safely
 from notifications import payloads
-from uploads.models import EventKind, Image, ImageEvent
+from uploads.models import Actor, EventKind, Image, record_event
 
 if TYPE_CHECKING:
     from notifications.delivery import Outcome
@@ -137,8 +138,7 @@ class Notification(models.Model):
 
     def enqueue(self) -> None:
         """Send the delivery message; if the broker is down the periodic job will send it."""
-        from notifications.tasks import notify_pinster
-        from uploads.tasks import send_safely
+        from notifications.tasks import notify_pinster  # tasks import this module
 
         if not send_safely(notify_pinster, self.event_id):
             Notification.objects.filter(pk=self.pk).update(enqueued_at=None)
@@ -297,11 +297,11 @@ class Notification(models.Model):
 
     def log_event(self, reason: str, *, now: datetime, user: Any = None) -> None:
         """Put the notification on the image's timeline."""
-        ImageEvent.objects.create(
-            image_id=self.image_id,
+        record_event(
+            self.image_id,
+            EventKind.NOTIFICATION,
             at=now,
-            kind=EventKind.NOTIFICATION,
-            actor=f"user:{user.get_username()}" if user else "system:notify_pinster",
+            actor=Actor.user(user) if user else Actor.NOTIFY_PINSTER,
             user=user,
             reason=reason,
             details={

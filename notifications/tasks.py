@@ -10,6 +10,7 @@ import dramatiq
 from django.conf import settings
 from django.utils import timezone
 
+from infra.broker import send_safely
 from notifications import delivery
 from notifications.models import Notification
 
@@ -38,8 +39,6 @@ def enqueue_due_notifications(limit: int = 500, *, now: datetime | None = None) 
     """Enqueue delivery of the notifications whose next attempt is due. Returns how many were
     enqueued. Safe to run concurrently from many processes: each one is taken with a
     conditional UPDATE, so exactly one process enqueues it."""
-    from uploads.tasks import send_safely
-
     now = now or timezone.now()
     due = Notification.objects.due(now).order_by("next_attempt_at")
     count = 0

@@ -11,8 +11,8 @@ from django.conf import settings
 from django.contrib.auth.models import Group, User
 from rest_framework.test import APIClient
 
+from infra.keys import upload_token_claims
 from tests.photos import photo
-from uploads.keys import upload_token_claims
 
 
 def pinster_private_key() -> str:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
+from infra.devsetup import ensure_dev_files
 from tests import services
 
 _var = tempfile.mkdtemp(prefix="imageservice-test-")
+ensure_dev_files(Path(_var))
 os.environ.update(
     {
         "VAR_DIR": _var,

@@ -8,4 +8,8 @@ class UploadsConfig(AppConfig):
     verbose_name = "Images"
 
     def ready(self) -> None:
-        from uploads import schema  # noqa: F401  registers the OpenAPI auth extension
+        from uploads import pipeline, schema, transitions  # noqa: F401  schema registers the
+        from uploads.models import State  # OpenAPI auth extension on import
+
+        # An image that arrives in a stage's pending state is handed to that stage's actor.
+        transitions.after(State.APPROVED, "enqueue publishing", pipeline.enqueue_for_state)

@@ -11,7 +11,7 @@ from django.conf import settings
 from PIL import Image, ImageFile, PngImagePlugin
 from rest_framework import status
 
-from uploads.errors import ApiError
+from infra.errors import ApiError
 
 pillow_heif.register_heif_opener()
 # Register every Pillow plugin now: `Image.OPEN` starts with only the ones already imported

@@ -8,7 +8,7 @@ the same transition twice. See the state diagram in the README.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -17,6 +17,8 @@ from django.conf import settings
 from django.db import models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+
+from uploads import transitions
 
 
 class State(models.TextChoices):
@@ -140,9 +142,9 @@ class Image(models.Model):
         reason: str = "",
         details: dict[str, Any] | None = None,
         fields: dict[str, Any] | None = None,
-        then: Callable[[Image], None] | None = None,
     ) -> bool:
-        """Move to `to` if the image is in one of `from_states`; False if it was not."""
+        """Move to `to` if the image is in one of `from_states`; False if it was not. The steps
+        registered for `to` (uploads.transitions) run in the same transaction."""
         now = timezone.now()
         with transaction.atomic():
             current = (
@@ -159,18 +161,17 @@ class Image(models.Model):
             Image.objects.filter(pk=self.pk, state=current).update(**values)
             for name, value in values.items():
                 setattr(self, name, value)
-            ImageEvent.objects.create(
-                image_id=self.pk,
-                kind=EventKind.TRANSITION,
+            record_event(
+                self.pk,
+                EventKind.TRANSITION,
+                actor=actor,
                 from_state=current,
                 to_state=to,
-                actor=actor,
                 user=user,
                 reason=reason,
-                details=details or {},
+                details=details,
             )
-            if then is not None:
-                then(self)
+            transitions.run_after(self)
         return True
 
     def claim(self, stage: Stage, *, lease_seconds: int) -> bool:
@@ -202,12 +203,12 @@ class Image(models.Model):
                 lease_until=now + timedelta(seconds=lease_seconds),
                 state_changed_at=now,
             )
-            ImageEvent.objects.create(
-                image_id=self.pk,
-                kind=EventKind.TRANSITION if current == stage.pending else EventKind.RETRY,
+            record_event(
+                self.pk,
+                EventKind.TRANSITION if current == stage.pending else EventKind.RETRY,
+                actor=Actor.system(stage.actor_name),
                 from_state=current,
                 to_state=stage.working,
-                actor=f"system:{stage.actor_name}",
                 details={"attempt": attempts + 1},
             )
         self.refresh_from_db(fields=["state", "attempts", "lease_until", "state_changed_at"])
@@ -217,41 +218,34 @@ class Image(models.Model):
         """Give the claimed work back after a failed attempt, so a retry can claim it at once."""
         with transaction.atomic():
             if Image.objects.filter(pk=self.pk, state=stage.working).update(lease_until=None):
-                ImageEvent.objects.create(
-                    image_id=self.pk,
-                    kind=EventKind.ATTEMPT_FAILED,
+                record_event(
+                    self.pk,
+                    EventKind.ATTEMPT_FAILED,
+                    actor=Actor.system(stage.actor_name),
                     from_state=stage.working,
                     to_state=stage.working,
-                    actor=f"system:{stage.actor_name}",
                     reason=error[:1000],
                 )
 
     def give_up(self, stage: Stage, *, reason: str, from_state: str | None = None) -> bool:
         states = [from_state] if from_state else [stage.pending, stage.working]
-        fields = {"failure_reason": reason}
-        hook = _enqueue_next if stage.give_up not in FINAL_STATES else None
-        if stage.give_up == State.FAILED:
-            hook = _release_public_objects  # a publication given up may have written some
         return self._transition(
             from_states=states,
             to=stage.give_up,
-            actor=f"system:{stage.actor_name}",
+            actor=Actor.system(stage.actor_name),
             reason=reason,
-            fields=fields,
-            then=hook,
+            fields={"failure_reason": reason},
         )
 
     def moderated(self, outcome: State, *, reason: str, details: dict[str, Any]) -> bool:
         """Record the automatic moderation's outcome (approved, in review or rejected)."""
-        then = _after_rejection if outcome == State.REJECTED else _enqueue_next
         return self._transition(
             from_states=[State.MODERATING],
             to=outcome,
-            actor="system:moderate_image",
+            actor=Actor.MODERATE_IMAGE,
             reason=reason,
             details=details,
             fields={"decision_reason": reason},
-            then=then,
         )
 
     def approve(self, *, by: Any, reason: str = "") -> bool:
@@ -259,11 +253,10 @@ class Image(models.Model):
         return self._transition(
             from_states=DECIDABLE_STATES,
             to=State.APPROVED,
-            actor=f"user:{by.get_username()}",
+            actor=Actor.user(by),
             user=by,
             reason=reason,
             fields={"decided_by": by, "decision_reason": reason},
-            then=_enqueue_next,
         )
 
     def reject(self, *, by: Any, reason: str) -> bool:
@@ -271,21 +264,19 @@ class Image(models.Model):
         return self._transition(
             from_states=DECIDABLE_STATES,
             to=State.REJECTED,
-            actor=f"user:{by.get_username()}",
+            actor=Actor.user(by),
             user=by,
             reason=reason,
             fields={"decided_by": by, "decision_reason": reason},
-            then=_after_rejection,
         )
 
     def published(self, *, renditions: list[str]) -> bool:
         return self._transition(
             from_states=[State.PUBLISHING],
             to=State.PUBLISHED,
-            actor="system:make_thumbnails",
+            actor=Actor.MAKE_THUMBNAILS,
             details={"renditions": renditions},
             fields={"renditions": renditions, "published_at": timezone.now(), "failure_reason": ""},
-            then=_after_publication,
         )
 
     def take_down(self, *, by: Any, reason: str) -> bool:
@@ -293,11 +284,10 @@ class Image(models.Model):
         return self._transition(
             from_states=[State.PUBLISHED, State.APPROVED, State.PUBLISHING],
             to=State.TAKEN_DOWN,
-            actor=f"user:{by.get_username()}",
+            actor=Actor.user(by),
             user=by,
             reason=reason,
             fields={"decided_by": by, "decision_reason": reason},
-            then=_after_takedown,
         )
 
     def fail(self, *, reason: str, actor: str) -> bool:
@@ -308,7 +298,6 @@ class Image(models.Model):
             actor=actor,
             reason=reason,
             fields={"failure_reason": reason},
-            then=_release_public_objects,
         )
 
     # --- Storage keys (contract: originals `<md5>`, private copy under `raw/`) -------------
@@ -318,48 +307,11 @@ class Image(models.Model):
         return self.md5
 
 
-def _enqueue_next(image: Image) -> None:
-    """After a transition: hand the image to the stage that works on its new state."""
-    from uploads import tasks
-
-    tasks.enqueue_for_state(image)
-
-
-def _after_rejection(image: Image) -> None:
-    from moderation.models import BlockedImage
-    from notifications.models import Notification
-
-    BlockedImage.objects.add_from_image(image)
-    Notification.objects.create_for(image, Notification.Kind.REJECTED)
-
-
-def _after_publication(image: Image) -> None:
-    from notifications.models import Notification
-
-    Notification.objects.create_for(image, Notification.Kind.APPROVED)
-
-
-def _after_takedown(image: Image) -> None:
-    from notifications.models import Notification
-
-    Notification.objects.create_for(image, Notification.Kind.TAKEN_DOWN)
-    _release_public_objects(image)
-
-
-def _release_public_objects(image: Image) -> None:
-    """After it leaves the way to publication for good: remove its public objects, unless
-    another image of the same bytes shows them (see publishing.release_public_objects)."""
-    from uploads import tasks
-
-    transaction.on_commit(lambda: tasks.send_safely(tasks.unpublish_image, str(image.pk)))
-
-
 class EventKind(models.TextChoices):
     UPLOADED = "uploaded", "Uploaded"
     TRANSITION = "transition", "State change"
     RETRY = "retry", "Retry"
     ATTEMPT_FAILED = "attempt_failed", "Attempt failed"
-    MODERATION = "moderation", "Moderation result"
     NOTIFICATION = "notification", "Notification"
     BLOCKLIST = "blocklist", "Blocklist"
     STORAGE = "storage", "Storage"
@@ -387,3 +339,53 @@ class ImageEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind} {self.from_state}→{self.to_state}"
+
+
+class Actor:
+    """Who an audit event names: `system:<actor>`, `user:<moderator>` or `uploader:<id>`."""
+
+    MODERATE_IMAGE = "system:moderate_image"
+    MAKE_THUMBNAILS = "system:make_thumbnails"
+    UNPUBLISH_IMAGE = "system:unpublish_image"
+    NOTIFY_PINSTER = "system:notify_pinster"
+    RECONCILER = "system:reconciler"
+    PURGE_THUMBNAILS = "system:purge_thumbnails"
+    REGENERATE_THUMBNAILS = "system:regenerate_thumbnails"
+
+    @staticmethod
+    def system(name: str) -> str:
+        return f"system:{name}"
+
+    @staticmethod
+    def user(user: Any) -> str:
+        return f"user:{user.get_username()}"
+
+    @staticmethod
+    def uploader(user_id: Any) -> str:
+        return f"uploader:{user_id}"
+
+
+def record_event(
+    image_id: Any,
+    kind: str,
+    *,
+    actor: str,
+    from_state: str = "",
+    to_state: str = "",
+    user: Any = None,
+    reason: str = "",
+    details: dict[str, Any] | None = None,
+    at: Any = None,
+) -> ImageEvent:
+    """Append one event to an image's history: the only way events are written."""
+    return ImageEvent.objects.create(
+        image_id=image_id,
+        at=at or timezone.now(),
+        kind=kind,
+        from_state=from_state,
+        to_state=to_state,
+        actor=actor,
+        user=user,
+        reason=reason,
+        details=details or {},
+    )

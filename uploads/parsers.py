@@ -8,7 +8,7 @@ from typing import Any
 from django.core.files import uploadhandler
 from rest_framework.parsers import JSONParser
 
-from uploads.errors import ApiError
+from infra.errors import ApiError
 
 
 class StrictJSONParser(JSONParser):

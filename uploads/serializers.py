@@ -13,7 +13,7 @@ from django.core.files.storage import storages
 from django.urls import reverse
 from rest_framework import serializers, status
 
-from uploads.errors import ApiError, invalid_fields, missing_fields, too_large
+from infra.errors import ApiError, invalid_fields, missing_fields, too_large
 from uploads.images import declared_format
 from uploads.models import Image, State
 

@@ -9,13 +9,14 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, storages
 from django.db import DatabaseError, IntegrityError, transaction
 
+from infra.errors import ApiError, unavailable
+from infra.logging import current_request_id
+from infra.storage import read_bytes
+from uploads import pipeline
 from uploads.authentication import Uploader
-from uploads.errors import ApiError, unavailable
 from uploads.images import inspect_image
-from uploads.logging import current_request_id
 from uploads.models import EventKind, Image, ImageEvent
 from uploads.serializers import UploadPayload
-from uploads.storage import read_bytes
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,7 @@ def receive_upload(*, uploader: Uploader, payload: UploadPayload) -> tuple[Image
                 actor=f"uploader:{uploader.id}",
                 details={"format": info.format, "bytes": len(payload.data)},
             )
-            from uploads import tasks
-
-            tasks.enqueue_for_state(image)
+            pipeline.enqueue_for_state(image)
     except IntegrityError:
         # The same bytes for the same imageable, uploaded concurrently: theirs won.
         existing = _existing(uploader, sha256)

@@ -14,11 +14,11 @@ from django.db import connection
 
 from moderation.models import BlockedImage
 from notifications.models import Notification
+from publishing.tasks import make_thumbnails
 from tests.admin.conftest import client_for, create_image
 from tests.photos import photo
 from tests.services import missing_service
 from uploads.models import EventKind, Image, ImageEvent, State
-from uploads.tasks import make_thumbnails
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 from django.core.management import CommandError, call_command
 
-from uploads.management.commands import setup_roles
+from moderation.management.commands import setup_roles
 
 pytestmark = pytest.mark.django_db
 

@@ -34,7 +34,7 @@ def deliver(actor: Any, *args: Any, attempts: int = 10) -> list[str]:
 def run_pipeline(image: Image) -> Image:
     """Moderation then publishing, synchronously, each retried as Dramatiq would."""
     from moderation.tasks import moderate_image
-    from uploads.tasks import make_thumbnails
+    from publishing.tasks import make_thumbnails
 
     deliver(moderate_image, str(image.pk))
     deliver(make_thumbnails, str(image.pk))

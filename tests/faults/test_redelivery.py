@@ -9,10 +9,10 @@ from dramatiq import Message
 
 from moderation.backends import TestBackend
 from moderation.tasks import moderate_image
+from publishing.tasks import make_thumbnails
 from tests.faults.helpers import assert_integrity, data_url, deliver, run_pipeline, transitions
 from tests.photos import photo
 from uploads.models import EventKind, Image, ImageEvent, State
-from uploads.tasks import make_thumbnails
 
 PIPELINE = [
     (State.RECEIVED, State.MODERATING),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,9 +16,10 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from PIL import Image as PILImage
 
+from infra.devsetup import ensure_dev_files
+from infra.errors import ApiError
 from tests.faults.helpers import run_pipeline
 from tests.hostile.files import encode
-from uploads.errors import ApiError
 from uploads.images import inspect_image
 from uploads.models import Image
 
@@ -197,6 +199,7 @@ def test_a_fresh_process_accepts_every_allowed_format_first():
         "from PIL import Image; print(*sorted({'JPEG', 'GIF', 'WEBP'} & set(Image.OPEN)))"
     )
     with tempfile.TemporaryDirectory() as var:
+        ensure_dev_files(Path(var))
         done = subprocess.run(
             [sys.executable, "-c", code],
             input=encode(PILImage.new("RGB", (32, 32), "navy"), "JPEG"),

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from infra.devsetup import ensure_dev_files
 from tests.hostile import tokens
 from tests.services import free_port, repo_root, wait_for_port
 
@@ -37,6 +38,7 @@ pytestmark = pytest.mark.slow
 def server() -> Iterator[int]:
     """gunicorn with the project's config, on embedded defaults (SQLite, local files)."""
     var = tempfile.mkdtemp(prefix="bodies-")
+    ensure_dev_files(Path(var))
     public_key = (Path(settings.VAR_DIR) / "keys" / "pinster_public.pem").read_bytes()
     port = free_port()
     env = {

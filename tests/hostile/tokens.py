@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.conf import settings
 
+from infra.keys import upload_token_claims
 from tests.conftest import pinster_private_key
-from uploads.keys import upload_token_claims
 
 
 def b64url(data: bytes) -> str:

@@ -101,7 +101,7 @@ def test_a_rejection_takes_the_labels_of_the_latest_moderation(clock: Clock) -> 
     new = [{"name": "Explicit Nudity", "confidence": 99.1}]
     image.events.create(at=clock.now, kind=EventKind.TRANSITION, details={"labels": old})
     image.events.create(
-        at=clock.advance(minutes=5), kind=EventKind.MODERATION, details={"labels": new}
+        at=clock.advance(minutes=5), kind=EventKind.TRANSITION, details={"labels": new}
     )
 
     notification = notify(Notification.Kind.REJECTED, image)
@@ -123,7 +123,7 @@ def test_a_rejection_prefers_the_labels_of_the_latest_decided_moderation_result(
     from moderation.models import ModerationResult
 
     image = make_image(state=State.REJECTED, decision_reason="nudity")
-    image.events.create(kind=EventKind.MODERATION, details={"labels": [{"name": "Old"}]})
+    image.events.create(kind=EventKind.TRANSITION, details={"labels": [{"name": "Old"}]})
     decided = [{"name": "Explicit Nudity", "parent": "", "confidence": 98.5}]
     ModerationResult.objects.create(
         image=image, created_at=clock.now, backend="b", labels=decided, outcome=State.REJECTED

@@ -13,9 +13,9 @@ import pytest
 import requests
 from django.conf import settings
 
+from infra.keys import generate_key_pair
 from notifications import signing
 from tests.pinster import IMAGES_PATH, PinsterApi, Reply
-from uploads.keys import generate_key_pair
 
 IMAGEABLE = {"imageable_type": "Pin", "imageable_id": "3f2504e0-4f89-11d3-9a0c-0305e82c3301"}
 

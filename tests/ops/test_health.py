@@ -26,8 +26,8 @@ def s3_storages(bucket: str, endpoint: str | None = None) -> dict[str, Any]:
         "bucket_name": bucket,
     }
     return {
-        "default": {"BACKEND": "uploads.storage.S3Storage", "OPTIONS": base},
-        "public": {"BACKEND": "uploads.storage.S3Storage", "OPTIONS": base},
+        "default": {"BACKEND": "infra.storage.S3Storage", "OPTIONS": base},
+        "public": {"BACKEND": "infra.storage.S3Storage", "OPTIONS": base},
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
 

@@ -10,8 +10,8 @@ from django.conf import settings
 from django.test import override_settings
 from rest_framework.test import APIClient
 
+from infra.keys import generate_key_pair, load_keys
 from notifications.signing import service_token
-from uploads.keys import generate_key_pair, load_keys
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,8 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
+from infra.logging import JsonFormatter, RequestIdFilter, TextFormatter
 from tests.conftest import pinster_private_key
-from uploads.logging import JsonFormatter, RequestIdFilter, TextFormatter
 from uploads.models import Image, State
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -90,7 +90,7 @@ def test_an_upload_and_its_tasks_log_no_token_key_or_image_bytes(
     assert lines, "the pipeline logged nothing: this test would prove nothing"
     entries = [json.loads(line) for line in lines]  # one JSON object per line
     request_id = response["X-Request-ID"]
-    task_lines = [e for e in entries if e["logger"] == "uploads.metrics"]
+    task_lines = [e for e in entries if e["logger"] == "infra.metrics"]
     assert {e["actor"] for e in task_lines} >= {"moderate_image", "make_thumbnails"}
     assert {e["request_id"] for e in task_lines if e["actor"] != "notify_pinster"} == {request_id}
 
@@ -158,6 +158,6 @@ def test_ordinary_messages_are_left_alone() -> None:
 
 def test_both_configured_log_formats_use_the_redacting_formatters() -> None:
     formatters = settings.LOGGING["formatters"]
-    assert formatters["json"]["()"] == "uploads.logging.JsonFormatter"
-    assert formatters["text"]["()"] == "uploads.logging.TextFormatter"
+    assert formatters["json"]["()"] == "infra.logging.JsonFormatter"
+    assert formatters["text"]["()"] == "infra.logging.TextFormatter"
     assert settings.LOGGING["handlers"]["console"]["filters"] == ["request_id"]

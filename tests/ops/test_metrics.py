@@ -14,11 +14,11 @@ from dramatiq.brokers.redis import RedisBroker
 from prometheus_client import generate_latest
 from rest_framework.test import APIClient
 
+from infra.logging import reset_request_id, set_request_id
+from infra.metrics import exposition_registry, queue_depths
 from notifications.models import Notification
 from tests import services
 from tests.ops.conftest import database_unreachable, in_thread, samples, value
-from uploads.logging import reset_request_id, set_request_id
-from uploads.metrics import exposition_registry, queue_depths
 from uploads.models import Image, State
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -130,7 +130,7 @@ def test_each_task_logs_its_outcome_with_the_request_id_of_its_upload(
     caplog.set_level(logging.INFO)
     broker.join("ops-test", fail_fast=False)
     stub_worker.join()
-    lines = [r for r in caplog.records if r.name == "uploads.metrics"]
+    lines = [r for r in caplog.records if r.name == "infra.metrics"]
     assert sorted((r.outcome, r.request_id, r.levelname) for r in lines) == [  # type: ignore[attr-defined]
         ("failed", "req-ops-123", "WARNING"),
         ("succeeded", "req-ops-123", "INFO"),

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from infra.devsetup import ensure_dev_files
 from tests.services import repo_root
 
 PRINT_SETTINGS = """
@@ -32,6 +33,7 @@ print(json.dumps({
 
 
 def production_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
+    ensure_dev_files(tmp_path / "var")  # the keys; SECRET_KEY is given below
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),

@@ -232,7 +232,7 @@ def test_an_upload_is_published_by_the_topology_and_readyz_turns_red_without_red
                 json.loads(line)
                 for path in stack.logs.glob("worker-*.log")
                 for line in path.read_text().splitlines()
-                if line.startswith("{") and '"logger": "uploads.metrics"' in line
+                if line.startswith("{") and '"logger": "infra.metrics"' in line
             ]
             mine = {e["actor"] for e in task_lines if e["request_id"] == request_id}
             assert {"moderate_image", "make_thumbnails"} <= mine, stack.tail()

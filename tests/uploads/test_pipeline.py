@@ -14,11 +14,12 @@ from django.utils import timezone
 
 from moderation.backends import TestBackend, UnmoderatableImage
 from moderation.tasks import moderate_image
+from publishing.tasks import make_thumbnails
 from tests import services
 from tests.photos import photo
 from tests.uploads.conftest import data_url
 from uploads.models import MODERATION, PUBLISHING, EventKind, Image, ImageEvent, State
-from uploads.tasks import make_thumbnails, reconcile_images
+from uploads.pipeline import reconcile_images
 
 FINAL = {State.PUBLISHED, State.REJECTED, State.FAILED, State.IN_REVIEW}
 

@@ -11,8 +11,8 @@ import jwt
 import pytest
 from django.conf import settings
 
+from infra.keys import generate_key_pair
 from tests.uploads.conftest import data_url
-from uploads.keys import generate_key_pair
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from uploads.keys import generate_key_pair
+from infra.keys import generate_key_pair
 
 
 class Command(BaseCommand):

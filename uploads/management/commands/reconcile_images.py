@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from uploads.tasks import reconcile_images
+from uploads.pipeline import reconcile_images
 
 
 class Command(BaseCommand):

@@ -7,7 +7,7 @@ import jwt
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from uploads.keys import upload_token_claims
+from infra.keys import upload_token_claims
 
 
 class Command(BaseCommand):

@@ -1,0 +1,43 @@
+"""Embedded mode (no BROKER_URL): Dramatiq's StubBroker with worker threads in the web process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import dramatiq
+from django.conf import settings
+
+from uploads.pipeline import reconcile_images
+
+log = logging.getLogger(__name__)
+_started = threading.Lock()
+_worker: dramatiq.Worker | None = None
+
+
+def start_embedded_worker() -> dramatiq.Worker | None:
+    """Start the in-process worker once; a no-op when a real broker is configured."""
+    global _worker
+    if settings.BROKER_URL or settings.EMBEDDED_WORKER_THREADS == 0:
+        return None
+    with _started:
+        if _worker is None:
+            broker = dramatiq.get_broker()
+            broker.emit_after("process_boot")
+            _worker = dramatiq.Worker(broker, worker_threads=settings.EMBEDDED_WORKER_THREADS)
+            _worker.start()
+            # Pick up whatever an earlier run left unfinished, at once rather than in a minute.
+            threading.Thread(target=_reconcile_now, daemon=True).start()
+            log.info("embedded worker started with %d threads", settings.EMBEDDED_WORKER_THREADS)
+    return _worker
+
+
+def _reconcile_now() -> None:
+    """The in-memory broker lost every message of the previous run: re-enqueue all of them."""
+    try:
+        count = reconcile_images(limit=100_000, quiet_for=0)
+    except Exception:
+        log.exception("start-up reconciliation failed")
+        return
+    if count:
+        log.info("re-enqueued %d unfinished images from the previous run", count)

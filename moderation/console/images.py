@@ -1,0 +1,376 @@
+"""The moderation console (the review queue, an image's page, decisions) and the audit history.
+
+Images and their events are never edited or deleted here: decisions go through the model's
+transition methods, which refuse (return False) when someone else decided first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Prefetch, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.utils.formats import date_format
+from django.utils.html import format_html
+from django.utils.http import urlencode
+from django.utils.text import Truncator
+from django.views.decorators.http import require_POST
+
+from infra.admin import ReadOnly
+from moderation.console import filters, views
+from moderation.console.views import (
+    REJECT_REASONS,
+    TAKE_DOWN_REASONS,
+    ReasonForm,
+    moderation_summary,
+)
+from moderation.models import BlockedImage, ModerationResult
+from notifications.admin import NotificationInline
+from uploads.models import Image, ImageEvent, State
+
+TIMELINE_LIMIT = 200
+post_only = method_decorator(require_POST)
+
+
+@admin.register(Image)
+class ImageAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = (
+        "preview",
+        "uploader",
+        "imageable",
+        "uploaded",
+        "waiting",
+        "state_and_decider",
+        "moderation",
+    )
+    list_display_links = ("preview",)
+    list_filter = (
+        filters.ShowFilter,
+        filters.LabelFilter,
+        filters.BackendFilter,
+        ("created_at", admin.DateFieldListFilter),
+    )
+    search_fields = ("md5", "sha256", "user_id", "imageable_id")  # see get_search_results
+    search_help_text = "Exact md5, sha256, image id, uploader id or imageable id."
+    list_per_page = 50
+    show_full_result_count = False
+    actions = ("approve_selected", "reject_selected", "take_down_selected", "block_selected")
+    fieldsets = (
+        (
+            "Upload",
+            {"fields": ("id", "created_at", "uploader", "imageable", "name", "description")},
+        ),
+        ("File", {"fields": ("md5", "sha256", "content_type", "dimensions", "byte_size")}),
+        (
+            "Pipeline",
+            {
+                "fields": (
+                    "state",
+                    "state_changed_at",
+                    "attempts",
+                    "failure_reason",
+                    "decider",
+                    "decision_reason",
+                    "published_at",
+                    "renditions",
+                )
+            },
+        ),
+    )
+    readonly_fields = ("uploader", "imageable", "dimensions", "decider")
+    inlines = (NotificationInline,)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Image]:
+        results = ModerationResult.objects.select_related("blocked_image")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("decided_by")
+            .prefetch_related(Prefetch("moderation_results", queryset=results))
+        )
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        shown = request.GET.get(filters.ShowFilter.parameter_name, filters.QUEUE)
+        title = filters.ShowFilter.titles().get(shown, "Images")
+        return super().changelist_view(request, {"title": title, **(extra_context or {})})
+
+    def get_ordering(self, request: HttpRequest) -> tuple[str, ...]:
+        if request.GET.get(filters.ShowFilter.parameter_name, filters.QUEUE) == filters.QUEUE:
+            return ("state_changed_at",)  # the queue: longest waiting first
+        return ("-created_at",)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Image], search_term: str
+    ) -> tuple[QuerySet[Image], bool]:
+        if not search_term.strip():
+            return queryset, False
+        return filters.exact_search(queryset, search_term), False
+
+    def has_moderate_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("uploads.moderate_image")
+
+    def has_block_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("moderation.add_blockedimage")
+
+    # --- Columns ---
+
+    @admin.display(description="Preview")
+    def preview(self, image: Image) -> str:
+        return views.preview_tag(image.pk)
+
+    @admin.display(description="Uploader", ordering="user_id")
+    def uploader(self, image: Image) -> str:
+        url = reverse("admin:uploads_image_changelist")
+        return format_html(
+            '<a href="{}?{}">{}</a>',
+            url,
+            urlencode({"show": "all", "user_id": image.user_id}),
+            image.user_id,
+        )
+
+    @admin.display(description="Imageable")
+    def imageable(self, image: Image) -> str:
+        return format_html(
+            '{}<br><small class="ident">{}</small>', image.imageable_type, image.imageable_id
+        )
+
+    @admin.display(description="Uploaded", ordering="created_at")
+    def uploaded(self, image: Image) -> str:
+        return format_html(
+            "{}<br><small>{}</small>",
+            date_format(timezone.localtime(image.created_at), "DATE_FORMAT"),
+            date_format(timezone.localtime(image.created_at), "TIME_FORMAT"),
+        )
+
+    @admin.display(description="Size")
+    def dimensions(self, image: Image) -> str:
+        frames = f", {image.frame_count} frames" if image.frame_count > 1 else ""
+        return f"{image.width}x{image.height} {image.format}{frames}"
+
+    @admin.display(description="Waiting", ordering="state_changed_at")
+    def waiting(self, image: Image) -> str:
+        if image.state != State.IN_REVIEW:
+            return "-"
+        return views.short_duration(timezone.now() - image.state_changed_at)
+
+    @admin.display(description="State", ordering="state")
+    def state_and_decider(self, image: Image) -> str:
+        if image.decided_by is None:
+            return image.get_state_display()
+        return format_html(
+            "{}<br><small>by {}</small>", image.get_state_display(), image.decided_by
+        )
+
+    @admin.display(description="Decided by")
+    def decider(self, image: Image) -> str:
+        # Plain text: moderators may not open the user admin a link would lead to.
+        return image.decided_by.get_username() if image.decided_by else "-"
+
+    @admin.display(description="Moderation")
+    def moderation(self, image: Image) -> str:
+        results = image.moderation_results.all()  # prefetched, newest first
+        latest = next((r for r in results if r.outcome), results[0] if results else None)
+        return moderation_summary(latest) if latest else "-"
+
+    # --- The image's page ---
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        image = kwargs.get("obj")
+        if image is not None:
+            context.update(self.review_context(request, image))
+        return super().render_change_form(request, context, *args, **kwargs)
+
+    def review_context(self, request: HttpRequest, image: Image) -> dict[str, Any]:
+        can_moderate = self.has_moderate_permission(request)
+        history = reverse("admin:uploads_imageevent_changelist")
+        return {
+            "preview_url": views.image_url("preview", image.pk),
+            "results": [(r, moderation_summary(r)) for r in image.moderation_results.all()],
+            "events": image.events.order_by("at", "id")[:TIMELINE_LIMIT],
+            "events_url": f"{history}?image={image.pk}",
+            "can_decide": can_moderate and image.state == State.IN_REVIEW,
+            "can_take_down": can_moderate and image.state in views.TAKE_DOWN_STATES,
+            "reject_form": ReasonForm(prefix="reject"),
+            "take_down_form": ReasonForm(prefix="take_down", choices=TAKE_DOWN_REASONS),
+        }
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<path:object_id>/preview/",
+                view(self.preview_view, cacheable=True),
+                name="uploads_image_preview",
+            ),
+            path(
+                "<path:object_id>/approve/", view(self.approve_view), name="uploads_image_approve"
+            ),
+            path("<path:object_id>/reject/", view(self.reject_view), name="uploads_image_reject"),
+            path(
+                "<path:object_id>/take-down/",
+                view(self.take_down_view),
+                name="uploads_image_take_down",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _image(self, request: HttpRequest, object_id: str, *, moderate: bool = False) -> Image:
+        image = get_object_or_404(Image, pk=unquote(object_id))
+        allowed = self.has_moderate_permission(request) if moderate else True
+        if not (allowed and self.has_view_permission(request, image)):
+            raise PermissionDenied
+        return image
+
+    def preview_view(self, request: HttpRequest, object_id: str) -> HttpResponseBase:
+        image = self._image(request, object_id)
+        return views.preview_response(image, thumb=request.GET.get("size") == "thumb")
+
+    @post_only
+    def approve_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        image = self._image(request, object_id, moderate=True)
+        return views.decide(self, request, image, lambda im, _: im.approve(by=request.user))
+
+    @post_only
+    def reject_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        image = self._image(request, object_id, moderate=True)
+        form = ReasonForm(request.POST, prefix="reject")
+        return views.decide(
+            self, request, image, lambda im, why: im.reject(by=request.user, reason=why), form
+        )
+
+    @post_only
+    def take_down_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        image = self._image(request, object_id, moderate=True)
+        form = ReasonForm(request.POST, prefix="take_down", choices=TAKE_DOWN_REASONS)
+        return views.decide(
+            self, request, image, lambda im, why: im.take_down(by=request.user, reason=why), form
+        )
+
+    # --- Bulk actions ---
+
+    @admin.action(description="Approve selected images", permissions=["moderate"])
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet[Image]) -> None:
+        views.apply_all(self, request, queryset, lambda im: im.approve(by=request.user), "approved")
+
+    @admin.action(description="Reject selected images…", permissions=["moderate"])
+    def reject_selected(self, request: HttpRequest, queryset: QuerySet[Image]) -> Any:
+        return views.ask_reason(
+            self,
+            request,
+            queryset,
+            action="reject_selected",
+            verb="Reject",
+            past="rejected",
+            choices=REJECT_REASONS,
+            decision=lambda im, why: im.reject(by=request.user, reason=why),
+        )
+
+    @admin.action(description="Take down selected images…", permissions=["moderate"])
+    def take_down_selected(self, request: HttpRequest, queryset: QuerySet[Image]) -> Any:
+        return views.ask_reason(
+            self,
+            request,
+            queryset,
+            action="take_down_selected",
+            verb="Take down",
+            past="taken down",
+            choices=TAKE_DOWN_REASONS,
+            decision=lambda im, why: im.take_down(by=request.user, reason=why),
+        )
+
+    @admin.action(description="Add selected images to the blocklist", permissions=["block"])
+    def block_selected(self, request: HttpRequest, queryset: QuerySet[Image]) -> None:
+        images = list(queryset)
+        for image in images:
+            BlockedImage.objects.add_from_image(
+                image, reason=f"blocked by {request.user.get_username()}", added_by=request.user
+            )
+        self.message_user(request, f"{len(images)} image(s) on the blocklist.")
+
+
+@admin.register(ImageEvent)
+class ImageEventAdmin(ReadOnly, admin.ModelAdmin):
+    """The audit history: per image, per uploader, per moderator, by date and kind."""
+
+    list_display = ("at", "image_column", "uploader", "kind", "change", "actor_column", "why")
+    list_filter = (
+        "kind",
+        ("at", admin.DateFieldListFilter),
+        filters.ActorTypeFilter,
+        filters.ModeratorFilter,
+        filters.EventImageFilter,
+        filters.EventUploaderFilter,
+        filters.EventActorFilter,
+    )
+    list_select_related = ("image",)
+    search_fields = ("actor",)  # see get_search_results
+    search_help_text = "Exact md5, sha256, image id, uploader id, imageable id or actor."
+    ordering = ("-at", "-id")
+    list_per_page = 100
+    show_full_result_count = False
+    fields = ("at", "image_column", "kind", "change", "actor", "user", "reason", "details")
+    readonly_fields = fields
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[ImageEvent], search_term: str
+    ) -> tuple[QuerySet[ImageEvent], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if ":" in term:  # "user:alice", "system:moderate_image", "uploader:<id>"
+            return queryset.filter(actor=term), False
+        images = filters.exact_search(Image.objects.all(), term).values("pk")
+        return queryset.filter(image__in=images), False
+
+    @admin.display(description="Image", ordering="image__created_at")
+    def image_column(self, event: ImageEvent) -> str:
+        history = f"{reverse('admin:uploads_imageevent_changelist')}?image={event.image_id}"
+        return format_html(
+            '{} <a href="{}" title="this image\'s timeline">⏱</a>',
+            views.image_link(event.image),
+            history,
+        )
+
+    @admin.display(description="Uploader", ordering="image__user_id")
+    def uploader(self, event: ImageEvent) -> str:
+        user_id = event.image.user_id
+        url = reverse("admin:uploads_imageevent_changelist")
+        return format_html('<a href="{}?{}">{}</a>', url, urlencode({"uploader": user_id}), user_id)
+
+    @admin.display(description="Change")
+    def change(self, event: ImageEvent) -> str:
+        if not (event.from_state or event.to_state):
+            return "-"
+        if event.from_state == event.to_state:
+            return event.get_to_state_display()
+        return f"{event.get_from_state_display()} → {event.get_to_state_display()}"
+
+    @admin.display(description="Reason")
+    def why(self, event: ImageEvent) -> str:
+        return Truncator(event.reason).chars(120)
+
+    @admin.display(description="Actor", ordering="actor")
+    def actor_column(self, event: ImageEvent) -> str:
+        url = reverse("admin:uploads_imageevent_changelist")
+        query = urlencode({"actor": event.actor})
+        return format_html('<a href="{}?{}">{}</a>', url, query, event.actor)
+
+    def get_urls(self) -> list[Any]:
+        export = self.admin_site.admin_view(self.export_view)
+        return [path("export/", export, name="uploads_imageevent_export"), *super().get_urls()]
+
+    def export_view(self, request: HttpRequest) -> HttpResponseBase:
+        """The filtered history as CSV (the same filters and search as the list)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        changelist = self.get_changelist_instance(request)
+        return views.export_events(changelist.queryset)

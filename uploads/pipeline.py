@@ -1,0 +1,100 @@
+"""How an image's background work runs: stages, their actors, and the reconciler.
+
+The actors live in the apps that do the work (moderation.tasks, publishing.tasks) and register
+themselves here for their stage in `AppConfig.ready()`. Every actor takes an id, re-fetches the
+row, claims the work with a conditional UPDATE and counts attempts in the database, so a
+duplicate or redelivered message does nothing and a message that keeps killing its worker ends
+in a final state after MAX_STAGE_ATTEMPTS.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+from django.utils import timezone
+
+from infra.broker import send_safely
+from infra.logging import reset_request_id, set_request_id
+from uploads.models import STAGES, Actor, EventKind, Image, Stage, record_event
+
+log = logging.getLogger(__name__)
+
+_actors: dict[str, Any] = {}
+
+
+def register_actor(stage: Stage, actor: Any) -> None:
+    """The Dramatiq actor that works on `stage` (called from the owning app's ready())."""
+    _actors[stage.name] = actor
+
+
+def actor_for(stage: Stage) -> Any:
+    try:
+        return _actors[stage.name]
+    except KeyError:
+        raise ImproperlyConfigured(f"no actor registered for the {stage.name} stage") from None
+
+
+def stage_for(state: str) -> Stage | None:
+    for stage in STAGES:
+        if state in (stage.pending, stage.working):
+            return stage
+    return None
+
+
+def enqueue_for_state(image: Image) -> None:
+    """After the transaction commits, hand the image to the actor working on its state."""
+    stage = stage_for(image.state)
+    if stage is not None:
+        image_id = str(image.pk)
+        transaction.on_commit(lambda: send_safely(actor_for(stage), image_id))
+
+
+def run_stage(image_id: str, stage: Stage, lease_seconds: int, work: Any) -> None:
+    """Claim, do the work, release on failure (re-raising for Dramatiq's retries), give up
+    once the attempts recorded in the database are exhausted."""
+    image = Image.objects.filter(pk=image_id).first()
+    if image is None or not image.claim(stage, lease_seconds=lease_seconds):
+        return
+    try:
+        work(image)
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"[:1000]
+        if image.attempts >= settings.MAX_STAGE_ATTEMPTS:
+            image.give_up(stage, reason=reason, from_state=stage.working)
+            log.error("%s gave up on image %s: %s", stage.name, image_id, reason)
+            return
+        image.release(stage, error=reason)
+        raise
+
+
+def reconcile_images(limit: int = 500, *, quiet_for: float | None = None) -> int:
+    """Re-enqueue images whose state has not moved for `quiet_for` seconds (default
+    STALE_AFTER_SECONDS). Returns how many were enqueued. Safe to run twice."""
+    count = 0
+    stale = Image.objects.stale(quiet_for=quiet_for).order_by("state_changed_at")[:limit]
+    for image in stale:
+        stage = stage_for(image.state)
+        if stage is None:
+            continue
+        now = timezone.now()
+        if not Image.objects.filter(pk=image.pk, state=image.state).update(enqueued_at=now):
+            continue
+        record_event(
+            image.pk,
+            EventKind.RECONCILED,
+            actor=Actor.RECONCILER,
+            from_state=image.state,
+            to_state=image.state,
+            reason=f"no progress since {image.state_changed_at:%Y-%m-%d %H:%M:%S}",
+        )
+        token = set_request_id(image.request_id)  # the upload's request id follows the retry
+        try:
+            if send_safely(actor_for(stage), str(image.pk)):
+                count += 1
+        finally:
+            reset_request_id(token)
+    return count
