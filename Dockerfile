@@ -35,9 +35,10 @@ RUN groupadd --system --gid 10001 imageservice \
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY . .
-# Static files at build time (whitenoise serves them). The throwaway VAR_DIR keeps the development
-# secret and keys that settings would make out of the image.
-RUN VAR_DIR=/tmp/build-var python manage.py collectstatic --noinput --verbosity 0 \
+# Static files at build time (whitenoise serves them). Settings need a secret and keys to load:
+# throwaway development ones, in a VAR_DIR that does not stay in the image.
+RUN python -m infra.devsetup --var-dir /tmp/build-var \
+    && VAR_DIR=/tmp/build-var python manage.py collectstatic --noinput --verbosity 0 \
     && rm -rf /tmp/build-var \
     && python -m compileall -q /app
 USER 10001:10001
