@@ -89,8 +89,10 @@ def check_worker(main: Process, table: list[Process], env: dict[str, str]) -> st
     wanted = option(main.argv, "--processes", 1)
     children = [p for p in table if p.ppid == main.pid and p.program == "dramatiq"]
     down = [f"{p.pid} ({p.state})" for p in children if p.state in {"Z", "X", "T", "t"}]
-    if down or len(children) < wanted:
-        return f"{len(children) - len(down)} of {wanted} worker processes alive; down: {down}"
+    if down:
+        return f"worker processes dead or stopped: {', '.join(down)}"
+    if len(children) < wanted:
+        return f"{len(children)} of {wanted} worker processes running"
     port = env.get("WORKER_METRICS_PORT", "").strip()
     if port and port != "0":
         return http_ok(f"http://127.0.0.1:{port}/metrics")
