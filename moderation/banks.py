@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from django.db import connection, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from moderation import blocklist, hashindex, pdq
 from moderation.backends import Original, UnmoderatableImage
@@ -253,7 +255,7 @@ def import_lines(
     """Add each valid line's hash to `bank`; report invalid lines by number and skip them.
     Idempotent: a hash already in the bank (or twice in the file) is added once."""
     report = ImportReport()
-    batch: list[BankEntry] = []
+    batch: list[Line] = []
     for number, text in enumerate(lines, start=1):
         try:
             line = parse_line(text)
@@ -264,7 +266,7 @@ def import_lines(
         if line is None:
             continue
         report.read += 1
-        batch.append(BankEntry(bank=bank, pdq=line.pdq, md5=line.md5, tags=line.tags))
+        batch.append(line)
         if len(batch) >= batch_size:
             report.added += _insert(bank, batch)
             batch = []
@@ -276,19 +278,25 @@ def import_lines(
     return report
 
 
-def _insert(bank: Bank, entries: list[BankEntry]) -> int:
-    """Insert the entries not in the bank yet; how many that was."""
-    unique: dict[tuple[str, str], BankEntry] = {}
-    for entry in entries:
-        unique.setdefault((entry.pdq, entry.md5), entry)  # the first of duplicates wins
-    pdqs = [p for p, _ in unique if p]
-    md5s = [m for _, m in unique if m]
-    there = bank.entries.filter(Q(pdq__in=pdqs) | Q(md5__in=md5s)).values_list("pdq", "md5")
-    for key in there:
-        unique.pop(key, None)
-    # ignore_conflicts: a concurrent import of the same list must not fail
-    BankEntry.objects.bulk_create(list(unique.values()), ignore_conflicts=True)
-    return len(unique)
+def _insert(bank: Bank, lines: list[Line]) -> int:
+    """Insert the lines' hashes not in the bank yet; how many that was.
+
+    One parameterised INSERT ... ON CONFLICT DO NOTHING per row through executemany: the
+    unique constraints make it idempotent (and safe beside a concurrent import of the same
+    list), and it skips building a model instance per row, most of an ORM bulk_create's time.
+    """
+    if not lines:
+        return 0
+    table = connection.ops.quote_name(BankEntry._meta.db_table)  # our own name, not input
+    sql = (
+        f"INSERT INTO {table} (bank_id, pdq, md5, tags, reason, added_at) "  # noqa: S608
+        "VALUES (%s, %s, %s, %s, '', %s) ON CONFLICT DO NOTHING"
+    )
+    now = timezone.now()
+    rows = [(bank.pk, line.pdq, line.md5, line.tags, now) for line in lines]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+        return max(cursor.rowcount, 0)
 
 
 def export_lines(bank: Bank) -> Iterator[str]:
