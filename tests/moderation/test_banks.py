@@ -242,3 +242,13 @@ def test_a_new_entry_is_matched_by_an_index_that_had_already_loaded(tmp_path, ma
     import_file(tmp_path, pdq_hex(known("coffee")) + "\n", "d")
 
     assert moderate(make_image(known("coffee"), imageable_id="p2")).outcome == State.REJECTED
+
+
+def test_a_deleted_entry_stops_matching_before_the_index_reloads(tmp_path, make_image):
+    import_file(tmp_path, pdq_hex(known("astronaut")) + "\n", "e", "--action=reject")
+    assert moderate(make_image(known("astronaut"), imageable_id="p1")).outcome == State.REJECTED
+
+    BankEntry.objects.filter(bank__name="e").delete()
+
+    assert moderate(make_image(known("astronaut"), imageable_id="p2")).outcome == State.APPROVED
+    assert len(banks.index) == 1  # still loaded: confirmed against the table instead
