@@ -78,9 +78,11 @@ class BankMatch:
 class BankIndex(blocklist.HashIndex):
     """Every PDQ hash of every bank, in memory, for one process (see the module docstring).
 
-    New rows go to a linearly scanned tail; the multi-index is rebuilt when the tail passes
-    hashindex.TAIL_LIMIT rows and every blocklist.FULL_RELOAD_SECONDS (which sheds deleted
-    rows). A look-up that finds another thread rebuilding answers from the current snapshot.
+    New rows go to a linearly scanned tail, built into the multi-index (from memory) when it
+    passes hashindex.TAIL_LIMIT rows; everything is reloaded from the table every
+    blocklist.FULL_RELOAD_SECONDS, which sheds deleted rows. The look-up that triggers a
+    rebuild waits for it; one that finds another thread rebuilding answers from the current
+    snapshot.
     """
 
     def __init__(self) -> None:
@@ -96,10 +98,7 @@ class BankIndex(blocklist.HashIndex):
             return
         try:
             now = time.monotonic()
-            if (
-                now - self._loaded_at > blocklist.FULL_RELOAD_SECONDS
-                or len(self.hashes.tail_keys) > hashindex.TAIL_LIMIT
-            ):
+            if now - self._loaded_at > blocklist.FULL_RELOAD_SECONDS:
                 keys, hashes = _load(rows)
                 self.hashes = _hash_set(keys, hashes)
                 self._loaded_at, self._max_id, self._missing = now, 0, {}
@@ -108,6 +107,8 @@ class BankIndex(blocklist.HashIndex):
                 keys, hashes = _load(rows.filter(Q(id__gt=self._max_id) | Q(id__in=missing)))
                 if len(keys):
                     self.hashes = self.hashes.extended(keys, hashes)
+                if len(self.hashes.tail_keys) > hashindex.TAIL_LIMIT:
+                    self.hashes = self.hashes.merged()
             self._track_missing([int(k) for k in keys], now)
         finally:
             self._lock.release()

@@ -131,6 +131,11 @@ class HashSet:
         new.tail = np.concatenate([self.tail, rows])
         return new
 
+    def merged(self) -> HashSet:
+        """A copy with the tail built into the index (no database read)."""
+        rows = np.concatenate([self.index.rows, self.tail])
+        return HashSet(np.concatenate([self.keys, self.tail_keys]), rows)
+
     def search(self, query: np.ndarray, max_distance: int) -> list[tuple[int, int]]:
         """[(key, distance)] within `max_distance`, nearest first."""
         rows, found = self.index.search(query, max_distance)

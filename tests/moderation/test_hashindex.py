@@ -81,3 +81,18 @@ def test_hex_and_int_give_the_same_rows():
 
     assert (hashindex.from_hex([f"{value:064x}"]) == hashindex.from_ints([value])).all()
     assert hashindex.distances(hashindex.from_ints([value]), hashindex.from_ints([0])[0])[0] == 7
+
+
+def test_a_merged_tail_is_found_through_the_index():
+    rng = np.random.default_rng(4)
+    rows = rng.integers(0, 256, size=(500, 32), dtype=np.uint8)
+    extra = rng.integers(0, 256, size=(20, 32), dtype=np.uint8)
+    grown = hashindex.HashSet(np.arange(500), rows).extended(np.arange(500, 520), extra)
+
+    merged = grown.merged()
+
+    assert len(merged.tail_keys) == 0
+    assert len(merged.index) == 520
+    for row in (rows[3], extra[5]):
+        assert merged.search(row, 31) == grown.search(row, 31)
+    assert merged.search(extra[5], 0) == [(505, 0)]
