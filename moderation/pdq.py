@@ -69,7 +69,7 @@ def luma(img: PILImage.Image) -> np.ndarray:
     """Luma as the maintained bindings compute it (0.299 R + 0.587 G + 0.114 B in float64,
     then float32; a grey image as its RGB copy). The C++ file hasher sums in float32, which
     differs only on flat images, whose hashes mean nothing (quality 0)."""
-    rgb = np.asarray(img.convert("RGB"))
+    rgb = np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
     return (rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114).astype(np.float32)
 
 
@@ -109,30 +109,25 @@ def _window(old: int, new: int = 64) -> int:
 def _box(data: np.ndarray, window: int) -> np.ndarray:
     """The reference's box1DFloat along axis 1 of every row at once: a float32 running sum,
     added to and subtracted from in the same order, so the rounding is the same."""
-    columns = [np.ascontiguousarray(c) for c in data.T]
-    length = len(columns)
+    columns = np.ascontiguousarray(data.T)  # one step of the running sum per row of this
+    out = np.empty_like(columns)
+    total = np.zeros(columns.shape[1], dtype=np.float32)
     half = (window + 2) // 2
-    out: list[np.ndarray] = []
-    total = np.zeros(data.shape[0], dtype=np.float32)
-    size = 0
-    right = left = 0
-    for _ in range(half - 1):
-        total = total + columns[right]
-        size, right = size + 1, right + 1
-    for _ in range(window - half + 1):
-        total = total + columns[right]
-        size, right = size + 1, right + 1
-        out.append(total / np.float32(size))
-    for _ in range(length - window):
-        total = total + columns[right]
-        total = total - columns[left]
-        right, left = right + 1, left + 1
-        out.append(total / np.float32(size))
-    for _ in range(half - 1):
-        total = total - columns[left]
-        size, left = size - 1, left + 1
-        out.append(total / np.float32(size))
-    return np.stack(out, axis=1)
+    add, subtract, divide = np.add, np.subtract, np.divide  # hot loops: no attribute look-ups
+    for right in range(half - 1):
+        add(total, columns[right], out=total)
+    for right in range(half - 1, window):
+        add(total, columns[right], out=total)
+        divide(total, np.float32(right + 1), out=out[right - half + 1])
+    size = np.float32(window)
+    for right in range(window, len(columns)):
+        add(total, columns[right], out=total)
+        subtract(total, columns[right - window], out=total)
+        divide(total, size, out=out[right - half + 1])
+    for left in range(len(columns) - window, len(columns) - window + half - 1):
+        subtract(total, columns[left], out=total)
+        divide(total, np.float32(len(columns) - left - 1), out=out[left + window - half + 1])
+    return out.T
 
 
 def _dct_16(a: np.ndarray) -> np.ndarray:
