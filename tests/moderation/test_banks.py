@@ -13,6 +13,7 @@ from moderation import banks, pdq
 from moderation.models import Bank, BankEntry, BlockedImage, ModerationResult
 from moderation.services import moderate
 from moderation.tasks import moderate as moderate_and_record
+from tests.moderation.test_actor import send, wait_for
 from tests.photos import flat, photo
 from uploads.models import ImageEvent, State
 
@@ -252,3 +253,19 @@ def test_a_deleted_entry_stops_matching_before_the_index_reloads(tmp_path, make_
 
     assert moderate(make_image(known("astronaut"), imageable_id="p2")).outcome == State.APPROVED
     assert len(banks.index) == 1  # still loaded: confirmed against the table instead
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_rejects_an_upload_in_a_reject_bank_and_the_history_says_so(
+    tmp_path, make_image, broker, stub_worker
+):
+    import_file(tmp_path, pdq_hex(known("chelsea")) + ",ngo:77\n", "ngo", "--action=reject")
+    image = make_image(resized(known("chelsea"), 0.8), state=State.RECEIVED)
+
+    send(image)
+    image = wait_for(image, {State.REJECTED, State.IN_REVIEW, State.PUBLISHED})
+
+    assert image.state == State.REJECTED
+    event = image.events.get(to_state=State.REJECTED)
+    assert (event.actor, event.details["bank"]["bank"]) == ("system:moderate_image", "ngo")
+    assert event.details["bank"]["tags"] == "ngo:77"
