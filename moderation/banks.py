@@ -237,7 +237,7 @@ def _is_hex(value: str) -> bool:
 
 @dataclass
 class ImportReport:
-    read: int = 0  # hash lines read (blank lines and comments not counted)
+    read: int = 0  # lines with a hash or an error (blank lines and comments not counted)
     added: int = 0
     invalid: list[tuple[int, str]] = field(default_factory=list)  # (line number, why)
 

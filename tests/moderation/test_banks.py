@@ -67,7 +67,7 @@ def test_an_imported_list_keeps_its_good_lines_and_reports_the_bad_ones_by_numbe
     assert entries == {good: "csam, confirmed", md5: "", pdq_hex(known("rocket")): ""}
     assert "line 4: not a PDQ hash (64 hex digits) nor an MD5 (32): 'not-a-hash'" in err
     assert "line 6: not a PDQ hash" in err
-    assert "5 hash line(s) read, 3 added, 0 already there, 2 invalid (skipped)" in out
+    assert "5 line(s) read, 3 added, 0 already there, 2 invalid (skipped)" in out
 
 
 def test_importing_the_same_list_twice_adds_nothing_the_second_time(tmp_path):
@@ -76,7 +76,7 @@ def test_importing_the_same_list_twice_adds_nothing_the_second_time(tmp_path):
 
     out, _ = import_file(tmp_path, text)
 
-    assert "3 hash line(s) read, 0 added, 3 already there" in out
+    assert "3 line(s) read, 0 added, 3 already there" in out
     assert BankEntry.objects.filter(bank__name="partner-list").count() == 2
 
 

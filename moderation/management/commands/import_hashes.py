@@ -46,7 +46,7 @@ class Command(BaseCommand):
         report = banks.import_lines(bank, lines, progress=self._progress)
         self._report_invalid(report.invalid)
         self.stdout.write(
-            f"Bank {bank.name}: {report.read} hash line(s) read, {report.added} added, "
+            f"Bank {bank.name}: {report.read} line(s) read, {report.added} added, "
             f"{report.already_there} already there, {len(report.invalid)} invalid (skipped)."
         )
 
