@@ -69,12 +69,12 @@ def perceptual_hashes(img: PILImage.Image) -> list[int]:
     return [_phash(grey.crop(box)) for box in boxes]
 
 
-def decode_upright(data: bytes) -> PILImage.Image:
+def decode_upright(data: bytes, size: tuple[int, int] = HASH_DECODE_SIZE) -> PILImage.Image:
     """The image as shown: first frame, EXIF orientation applied, alpha on white, decoded at
-    about HASH_DECODE_SIZE. Raises ValueError when Pillow cannot decode it."""
+    about `size`. Raises ValueError when Pillow cannot decode it."""
     try:
         img, orientation = imaging.open_lazily(data)
-        return imaging.flatten(imaging.decode(img, orientation, HASH_DECODE_SIZE), (255,) * 3)
+        return imaging.flatten(imaging.decode(img, orientation, size), (255,) * 3)
     except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as exc:
         raise ValueError(f"cannot decode image for hashing: {exc}") from exc
 

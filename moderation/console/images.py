@@ -88,7 +88,7 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
     inlines = (NotificationInline,)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Image]:
-        results = ModerationResult.objects.select_related("blocked_image")
+        results = ModerationResult.objects.select_related("blocked_image", "bank_entry__bank")
         return (
             super()
             .get_queryset(request)
