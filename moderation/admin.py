@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from moderation import blocking
 from moderation.console import images  # noqa: F401  registers the image console
 from moderation.console.views import image_link, moderation_summary, preview_tag
 from moderation.models import Bank, BankEntry, BlockedImage, ModerationResult
@@ -134,7 +135,7 @@ class BlockedImageAdmin(admin.ModelAdmin):
         form = BlockFileForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             try:
-                entry = BlockedImage.objects.add_from_bytes(
+                entry = blocking.block_bytes(
                     form.cleaned_data["file"].read(),
                     reason=form.cleaned_data["reason"],
                     added_by=request.user,

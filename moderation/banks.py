@@ -2,7 +2,7 @@
 
 Each bank has an action (reject, or send to review) and a match distance (PDQ bits of 256,
 at most 31). Our own rejections and takedowns add the image's PDQ to the built-in bank
-(`add_to_builtin_bank`, called by `BlockedImage.objects.add_from_image`); other lists are
+(`add_to_builtin_bank`, called by `moderation.blocking.block_image`); other lists are
 imported from the plain format they are exchanged in (`parse_line`, `import_lines`,
 `manage.py import_hashes`): one hash per line, 64 hex digits for PDQ or 32 for an MD5 of the
 exact file, optionally followed by a comma and free-form tags.

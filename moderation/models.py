@@ -9,7 +9,6 @@ moderator) and by moderators in the admin; their hashes are computed, never type
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from django.conf import settings
@@ -84,46 +83,11 @@ def to_unsigned64(value: int) -> int:
 
 
 class BlockedImageManager(models.Manager["BlockedImage"]):
-    def add_from_image(
-        self, image: Image, *, reason: str = "", added_by: Any = None
-    ) -> BlockedImage:
-        """Blocklist an image's bytes and look, by default with the reason and moderator of
-        its rejection; the entry point for rejections, takedowns and the admin.
-
-        Afterwards an upload of the same bytes (sha256) is rejected automatically with this
-        reason, and a look-alike (pHash, or PDQ through the built-in hash bank, to which the
-        image's PDQ is added) goes to review. Safe to run twice: an image already on the list
-        keeps its entry. Reads the original from private storage unless moderation just hashed
-        it; a storage error raises (the rejection that called it rolls back)."""
-        from moderation import banks, blocklist
-
-        existing = self.filter(sha256=image.sha256).first()
-        if existing is not None:
-            return existing
-        hashes = blocklist.hashes_of_image(image)
-        reason = reason or image.decision_reason
-        entry = self._add(image.sha256, hashes, image, reason, added_by or image.decided_by)
-        banks.add_to_builtin_bank(image, reason=reason)
-        return entry
-
-    def add_from_bytes(
-        self, data: bytes, *, reason: str = "", added_by: Any = None, source_image: Any = None
-    ) -> BlockedImage:
-        """Blocklist an image that was never uploaded here (e.g. a file a moderator has), and
-        add its PDQ to the built-in bank. Safe to run twice. Raises ValueError when `data` is
-        not an image Pillow can read."""
-        from moderation import banks, blocklist
-
-        hashes = blocklist.hashes_of_bytes(data)
-        sha256 = hashlib.sha256(data).hexdigest()
-        entry = self._add(sha256, hashes, source_image, reason, added_by)
-        fingerprint = banks.pdq_of_original_bytes(data)
-        banks.add_pdq_to_builtin_bank(fingerprint, source_image=source_image, reason=reason)
-        return entry
-
-    def _add(
+    def add(
         self, sha256: str, hashes: list[int], source: Any, reason: str, added_by: Any
     ) -> BlockedImage:
+        """The entry for these bytes, made from `hashes` (the pHash, then its crops) unless one
+        exists. Use moderation.blocking, which computes the hashes and feeds the hash bank."""
         entry, _ = self.get_or_create(
             sha256=sha256,
             defaults={

@@ -24,6 +24,7 @@ from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
 from infra.admin import ReadOnly
+from moderation import blocking
 from moderation.console import filters, views
 from moderation.console.views import (
     REJECT_REASONS,
@@ -31,7 +32,7 @@ from moderation.console.views import (
     ReasonForm,
     moderation_summary,
 )
-from moderation.models import BlockedImage, ModerationResult
+from moderation.models import ModerationResult
 from notifications.admin import NotificationInline
 from uploads.models import Image, ImageEvent, State
 
@@ -291,7 +292,7 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
     def block_selected(self, request: HttpRequest, queryset: QuerySet[Image]) -> None:
         images = list(queryset)
         for image in images:
-            BlockedImage.objects.add_from_image(
+            blocking.block_image(
                 image, reason=f"blocked by {request.user.get_username()}", added_by=request.user
             )
         self.message_user(request, f"{len(images)} image(s) on the blocklist.")
