@@ -10,12 +10,14 @@ transaction: a step that raises rolls the transition back. `registered()` lists 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from uploads.models import Image
+# A step takes the uploads.models.Image that just moved (typed loosely: models import this).
+Step = Callable[[Any], object]
 
-Step = Callable[["Image"], object]
+
+class Moved(Protocol):
+    state: str
 
 _steps: dict[str, list[tuple[str, Step]]] = {}
 
@@ -28,7 +30,7 @@ def after(state: str, name: str, step: Step) -> None:
     _steps[state] = steps
 
 
-def run_after(image: Image) -> None:
+def run_after(image: Moved) -> None:
     for _name, step in _steps.get(image.state, ()):
         step(image)
 
