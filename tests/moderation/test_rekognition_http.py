@@ -122,6 +122,7 @@ def test_a_call_rekognition_never_answers_is_timed_out_retried_and_then_raised(
     assert len(fake.requests) == 3
 
 
+@pytest.mark.slow
 def test_an_answer_after_one_timed_out_call_still_moderates(rekognition, make_image, settings):
     fake, _ = rekognition
     fake.script = ["hang", "ok"]
