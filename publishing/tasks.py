@@ -6,6 +6,7 @@ from __future__ import annotations
 import dramatiq
 from django.conf import settings
 
+from publishing import on_demand, placeholders
 from publishing import services as publishing
 from uploads.models import PUBLISHING, Actor, EventKind, Image, State, record_event
 from uploads.pipeline import run_stage
@@ -28,7 +29,9 @@ def make_thumbnails(image_id: str) -> None:
 
 def publish(image: Image) -> None:
     keys = publishing.publish_image(image)
-    if not image.published(renditions=keys):
+    background = publishing.render_options()["background"]
+    placeholder = placeholders.for_published(keys, on_demand.read_public, background)  # type: ignore[arg-type]
+    if not image.published(renditions=keys, placeholder=placeholder):
         # Taken down meanwhile (its unpublishing may have run before these writes), or its
         # lease lost to another worker: remove what is not shown by a published image.
         publishing.release_public_objects(image.md5)

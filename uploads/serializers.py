@@ -132,6 +132,8 @@ class ImageSerializer(serializers.ModelSerializer):
     status_url = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
     thumbnails = serializers.SerializerMethodField()
+    blurhash = serializers.SerializerMethodField()
+    dominant_color = serializers.SerializerMethodField()
 
     class Meta:
         model = Image
@@ -153,6 +155,8 @@ class ImageSerializer(serializers.ModelSerializer):
             "created_at",
             "url",
             "thumbnails",
+            "blurhash",
+            "dominant_color",
         ]
 
     def get_status_url(self, image: Image) -> str:
@@ -169,6 +173,12 @@ class ImageSerializer(serializers.ModelSerializer):
         public = storages["public"]
         prefix = f"{image.md5}_"
         return {key[len(prefix) :]: public.url(key) for key in image.renditions if "_" in key}
+
+    def get_blurhash(self, image: Image) -> str | None:
+        return image.blurhash or None
+
+    def get_dominant_color(self, image: Image) -> str | None:
+        return image.dominant_color or None
 
 
 class UploadFieldsSerializer(serializers.Serializer):
