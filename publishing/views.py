@@ -17,6 +17,7 @@ from django.utils.http import http_date
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
@@ -53,9 +54,20 @@ class RenderRateThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
+class ImagesAnyAccept(BaseContentNegotiation):
+    """`Accept` chooses the image format here; errors are JSON whatever it lists."""
+
+    def select_parser(self, request: Any, parsers: Any) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request: Any, renderers: Any, format_suffix: Any = None) -> Any:
+        return renderers[0], renderers[0].media_type
+
+
 class DeliveryView(APIView):
     authentication_classes: list[Any] = []
     permission_classes: list[Any] = []
+    content_negotiation_class = ImagesAnyAccept
 
     def deliver(self, request: Request, wanted: Wanted) -> HttpResponseBase:
         """The rendition `wanted` asks for, in the format the request accepts; made first if
@@ -172,6 +184,7 @@ class MediaView(APIView):
 
     authentication_classes: list[Any] = []
     permission_classes: list[Any] = []
+    content_negotiation_class = ImagesAnyAccept
 
     @extend_schema(
         summary="A public object, when storage is local",
