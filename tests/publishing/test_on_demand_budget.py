@@ -58,9 +58,7 @@ def test_concurrent_requests_for_one_missing_key_render_it_once(image, monkeypat
 
 
 @pytest.mark.django_db
-def test_with_every_render_slot_taken_a_new_key_is_a_503_with_retry_after(
-    client, image, settings
-):
+def test_with_every_render_slot_taken_a_new_key_is_a_503_with_retry_after(client, image, settings):
     settings.RENDER_CONCURRENCY, settings.RENDER_WAIT_SECONDS = 1, 0.2
     slots = budget._process_slots()
     assert slots.acquire(timeout=1)  # another request is rendering

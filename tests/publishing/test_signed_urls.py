@@ -10,10 +10,12 @@ import pytest
 from PIL import Image as PILImage
 from PIL import ImageFilter
 
+from moderation.tasks import moderate_image
 from publishing import signing
+from publishing.tasks import make_thumbnails
 from tests.photos import photo, upright
 from tests.publishing.test_on_demand import publish
-from tests.uploads.conftest import use_local_storage
+from tests.uploads.conftest import data_url, use_local_storage
 from uploads.models import Image
 
 pytestmark = pytest.mark.django_db
@@ -147,9 +149,13 @@ def test_a_square_fill_of_a_portrait_keeps_the_subject_near_the_top(client, post
     assert top <= 30 and top + 300 >= 180
 
 
-def test_a_focal_point_places_the_crop(client, post):
-    image = publish(post, portrait_with_a_subject_near_the_top())
-    Image.objects.filter(pk=image.pk).update(focal_x=0.5, focal_y=0.9)
+def test_a_focal_point_given_at_upload_places_the_crop(client, post):
+    body = {"image": data_url(portrait_with_a_subject_near_the_top()), "focal_point": "0.5,0.9"}
+    image_id = post({"data": body}).json()["id"]
+    moderate_image(image_id)
+    make_thumbnails(image_id)
+    image = Image.objects.get(pk=image_id)
+    assert (image.focal_x, image.focal_y) == (0.5, 0.9)
 
     response = client.get(signed(f"{image.md5}_300x300_fill"))
 
@@ -164,3 +170,13 @@ def publish_data(image: Image) -> bytes:
     from publishing import services
 
     return services.read_original(image)
+
+
+@pytest.mark.parametrize("value", ["0.5", "1.5,0.5", "a,b", "nan,0.5", "0.1,0.2,0.3", 7])
+def test_a_bad_focal_point_is_a_400_naming_the_field(post, value):
+    body = {"image": data_url(photo(200, 150)), "focal_point": value}
+
+    response = post({"data": body})
+
+    assert response.status_code == 400
+    assert "focal_point" in response.json()["errors"]["data"]
