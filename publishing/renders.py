@@ -18,7 +18,7 @@ from publishing import imaging, thumbnails
 from publishing.delivery import Wanted
 
 # Pillow's AVIF encoder effort, 0 (slowest, smallest) to 10; bench/formats.py measured 8 at
-# about a third of the default 6's time for files ~3% larger.
+# about a third of the default 6's CPU for files 4-14% larger.
 AVIF_SPEED = 8
 SALIENCY_SIDE = 256  # the grayscale copy the edges are found on
 SALIENCY_GRID = 64  # cells along the longer side that the window slides over
