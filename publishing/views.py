@@ -19,6 +19,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import status
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.request import Request
+from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
@@ -51,7 +52,11 @@ class RenderRateThrottle(SimpleRateThrottle):
         return settings.RENDER_RATE
 
     def get_cache_key(self, request: Any, view: Any) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+        # X-Forwarded-For only counts when the number of trusted proxies is configured
+        # (DRF's NUM_PROXIES): otherwise any client could name itself anew on each request.
+        trusted = api_settings.NUM_PROXIES is not None
+        ident = self.get_ident(request) if trusted else request.META.get("REMOTE_ADDR", "")
+        return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
 class ImagesAnyAccept(BaseContentNegotiation):
@@ -120,7 +125,7 @@ class PublicObjectView(DeliveryView):
             403: error("`signature_required`: that size or mode needs a signed URL"),
             404: error("`not_found`"),
             429: error("`throttled`: too many new renders from this client, with Retry-After"),
-            503: error("`busy`: no render slot in time, with Retry-After"),
+            503: error("`busy` (no render turn in time), `source_unavailable`; Retry-After"),
         },
     )
     def get(self, request: Request, key: str | None = None) -> HttpResponseBase:
@@ -147,7 +152,7 @@ class SignedObjectView(DeliveryView):
             403: error("`bad_signature`: missing, wrong or expired signature"),
             404: error("`not_found` (also when signed URLs are off)"),
             429: error("`throttled`, with Retry-After"),
-            503: error("`busy`, with Retry-After"),
+            503: error("`busy`, `source_unavailable`, with Retry-After"),
         },
     )
     def get(self, request: Request, signature: str, rest: str) -> HttpResponseBase:

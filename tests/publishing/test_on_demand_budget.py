@@ -100,9 +100,11 @@ def test_renders_of_new_keys_are_rate_limited_per_client_and_made_ones_are_not(
     answers = [client.get(url).status_code for url in new]
     limited = client.get(new[2])
     made = client.get(new[0]), client.get(f"/{image.md5}_400x400")
+    spoofed = client.get(new[2], HTTP_X_FORWARDED_FOR="198.51.100.9")
     elsewhere = client.get(new[2], REMOTE_ADDR="192.0.2.7")
 
     assert answers == [200, 200, 429]
     assert limited.json()["code"] == "throttled" and int(limited["Retry-After"]) > 0
     assert [response.status_code for response in made] == [200, 200]
+    assert spoofed.status_code == 429  # no trusted proxy configured: the header is not believed
     assert elsewhere.status_code == 200
