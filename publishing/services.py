@@ -15,7 +15,7 @@ from django.db import transaction
 from PIL import Image as PILImage
 
 from infra.storage import read_bytes
-from publishing import storage_keys, thumbnails
+from publishing import placeholders, storage_keys, thumbnails
 from uploads.models import EventKind, Image, ImageEvent, State
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,16 @@ def save_public(key: str, rendition: thumbnails.Rendition) -> None:
     saved = public_storage().save(key, content)
     if saved != key:  # a storage configured to rename instead of overwrite
         raise RuntimeError(f"public storage saved {key} as {saved}; allow overwriting")
+
+
+def read_public(key: str) -> bytes:
+    return read_bytes(public_storage(), key)
+
+
+def placeholder_for(keys: list[str]) -> dict[str, str]:
+    """The placeholder (publishing.placeholders) of an image from its smallest thumbnail among
+    `keys`; {} when there is none or it cannot be read."""
+    return placeholders.for_published(keys, read_public, _background())
 
 
 def read_original(image: Image) -> bytes:
@@ -132,6 +142,9 @@ def regenerate_thumbnails(image: Image, *, include_original: bool = True) -> lis
     keys = publish_image(image, include_original=include_original)
     event = {"actor": "system:regenerate_thumbnails", "reason": "re-rendered"}
     if add_renditions(image, keys, event={**event, "details": {"written": keys}}):
+        placeholder = placeholder_for(keys)  # also fills it in for images published before it
+        if placeholder:
+            Image.objects.filter(pk=image.pk).update(**placeholder)
         return keys
     storage_keys.delete_objects("public", keys)
     return []

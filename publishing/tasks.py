@@ -6,7 +6,6 @@ from __future__ import annotations
 import dramatiq
 from django.conf import settings
 
-from publishing import on_demand, placeholders
 from publishing import services as publishing
 from uploads.models import PUBLISHING, Actor, EventKind, Image, State, record_event
 from uploads.pipeline import run_stage
@@ -29,8 +28,7 @@ def make_thumbnails(image_id: str) -> None:
 
 def publish(image: Image) -> None:
     keys = publishing.publish_image(image)
-    background = publishing.render_options()["background"]
-    placeholder = placeholders.for_published(keys, on_demand.read_public, background)  # type: ignore[arg-type]
+    placeholder = publishing.placeholder_for(keys)
     if not image.published(renditions=keys, placeholder=placeholder):
         # Taken down meanwhile (its unpublishing may have run before these writes), or its
         # lease lost to another worker: remove what is not shown by a published image.

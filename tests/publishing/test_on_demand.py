@@ -242,7 +242,9 @@ def test_a_webp_of_an_image_that_may_have_alpha_is_made_from_a_webp_thumbnail_wi
 
     with PILImage.open(io.BytesIO(fetch(client, f"/{image.md5}_200x200.webp"))) as made:
         assert made.mode == "RGBA"
-    assert original_reads == [f"{image.md5}_400x400.webp"]
+    with PILImage.open(io.BytesIO(fetch(client, f"/{image.md5}_200x200.avif"))) as made:
+        assert made.mode == "RGBA"
+    assert original_reads == [f"{image.md5}_400x400.webp"] * 2
 
 
 def test_a_damaged_source_thumbnail_falls_back_to_the_published_original(

@@ -14,7 +14,7 @@ from PIL import Image as PILImage
 
 from notifications.models import Notification
 from notifications.tasks import notify_pinster
-from publishing import on_demand, placeholders
+from publishing import placeholders, services
 from tests.photos import photo
 from tests.pinster import PinsterApi
 from tests.publishing.test_on_demand import publish
@@ -69,8 +69,8 @@ def test_the_dominant_colour_is_what_most_of_the_picture_is_not_the_mean():
 
 def test_the_placeholder_comes_from_the_smallest_thumbnail_not_the_original(post, monkeypatch):
     reads: list[str] = []
-    real = on_demand.read_public
-    monkeypatch.setattr(on_demand, "read_public", lambda key: reads.append(key) or real(key))
+    real = services.read_public
+    monkeypatch.setattr(services, "read_public", lambda key: reads.append(key) or real(key))
 
     image = publish(post, photo(1600, 1200))
 
@@ -82,7 +82,7 @@ def test_a_placeholder_that_cannot_be_made_never_holds_up_publication(post, monk
     def broken(key: str) -> bytes:
         raise OSError("storage hiccup")
 
-    monkeypatch.setattr(on_demand, "read_public", broken)
+    monkeypatch.setattr(services, "read_public", broken)
 
     image = publish(post, photo(800, 600))
 
@@ -120,3 +120,14 @@ def test_the_approval_carries_the_placeholder_and_pinster_accepts_it(post):
     assert received.body["data"]["blurhash"] == image.blurhash
     assert received.body["data"]["dominant_color"] == image.dominant_color
     assert Image.objects.get(pk=image.pk).blurhash == image.blurhash != ""
+
+
+def test_regenerating_thumbnails_fills_in_the_placeholder_of_an_older_image(post):
+    image = publish(post, photo(800, 600))
+    placeholder = (image.blurhash, image.dominant_color)
+    Image.objects.filter(pk=image.pk).update(blurhash="", dominant_color="")
+
+    services.regenerate_thumbnails(Image.objects.get(pk=image.pk), include_original=False)
+
+    image.refresh_from_db()
+    assert (image.blurhash, image.dominant_color) == placeholder
