@@ -128,6 +128,8 @@ def _best_offset(profile: Sequence[float], fraction: float, slack: int) -> int:
         return 0
     cells = len(profile)
     span = max(1, min(cells, round(fraction * cells)))
+    if span == cells:  # a slack of a few pixels, finer than the grid: centre it
+        return slack // 2
     starts = range(cells - span + 1)
     sums = [sum(profile[start : start + span]) for start in starts]
     centre = (cells - span) / 2
