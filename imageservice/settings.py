@@ -392,6 +392,13 @@ JPEG_QUALITY = env_int("JPEG_QUALITY", 85, minimum=1)
 WEBP_QUALITY = env_int("WEBP_QUALITY", 80, minimum=1)
 WATERMARK_PATH = env_str("WATERMARK_PATH")
 PUBLIC_ORIGINAL_MAX_SIDE = env_int("PUBLIC_ORIGINAL_MAX_SIDE", 4096, minimum=16)
+AVIF_QUALITY = env_int("AVIF_QUALITY", 60, minimum=1)
+# Delivery: signed URLs for any size and the fill mode (any of these HMAC keys verifies, so a new
+# one can be added before the old one goes; none: signed URLs are off), and on-demand budgets.
+URL_SIGNING_KEYS = env_list("URL_SIGNING_KEYS")
+RENDER_CONCURRENCY = env_int("RENDER_CONCURRENCY", 2, minimum=1)  # renders at once per process
+RENDER_WAIT_SECONDS = env_float("RENDER_WAIT_SECONDS", 10.0, minimum=0.0, maximum=60.0)
+RENDER_RATE = env_str("RENDER_RATE", "60/min")  # renders of missing keys per client address
 
 # --- Moderation -------------------------------------------------------------------------------
 MODERATION_BACKEND = env_str("MODERATION_BACKEND", "moderation.backends.LocalModelBackend")

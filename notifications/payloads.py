@@ -25,7 +25,7 @@ def body_for(image: Image, kind: str, event_id: str) -> dict[str, Any]:
 
 
 def approved_body(image: Image) -> dict[str, Any]:
-    """Exactly the body PinsterApi's `POST /v1/images/` takes."""
+    """The body PinsterApi's `POST /v1/images/` takes, plus the placeholder."""
     return {
         "data": {
             "imageable_type": image.imageable_type,
@@ -36,6 +36,9 @@ def approved_body(image: Image) -> dict[str, Any]:
             "name": image.name,
             "description": image.description,
             "featured": image.featured,
+            # Ours, not in PinsterApi's permitted parameters (yet): it drops them unread.
+            "blurhash": image.blurhash or None,
+            "dominant_color": image.dominant_color or None,
         }
     }
 

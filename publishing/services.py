@@ -3,9 +3,7 @@ written to public storage with their real content type and cache headers."""
 
 from __future__ import annotations
 
-import io
 import logging
-import re
 from collections.abc import Collection
 from functools import cache
 from typing import Any
@@ -17,7 +15,7 @@ from django.db import transaction
 from PIL import Image as PILImage
 
 from infra.storage import read_bytes
-from publishing import storage_keys, thumbnails
+from publishing import placeholders, storage_keys, thumbnails
 from uploads.models import Actor, EventKind, Image, State, record_event
 
 log = logging.getLogger(__name__)
@@ -62,6 +60,16 @@ def save_public(key: str, rendition: thumbnails.Rendition) -> None:
         raise RuntimeError(f"public storage saved {key} as {saved}; allow overwriting")
 
 
+def read_public(key: str) -> bytes:
+    return read_bytes(public_storage(), key)
+
+
+def placeholder_for(keys: list[str]) -> dict[str, str]:
+    """The placeholder (publishing.placeholders) of an image from its smallest thumbnail among
+    `keys`; {} when there is none or it cannot be read."""
+    return placeholders.for_published(keys, read_public, _background())
+
+
 def read_original(image: Image) -> bytes:
     return read_bytes(storages["default"], image.md5)
 
@@ -75,6 +83,7 @@ def publish_image(image: Image, *, include_original: bool = True) -> list[str]:
         sizes,
         formats=settings.THUMBNAIL_FORMATS,
         include_original=include_original,
+        original_max_side=settings.PUBLIC_ORIGINAL_MAX_SIDE,
         **render_options(),  # type: ignore[arg-type]
     )
     keys = []
@@ -90,97 +99,6 @@ def key_for(md5: str, rendition: thumbnails.Rendition) -> str:
         return md5
     (size,) = thumbnails.parse_sizes(rendition.name)
     return thumbnails.thumbnail_key(md5, size, rendition.format)
-
-
-KEY = re.compile(r"(?P<md5>[0-9a-f]{32})_(?P<size>[0-9a-z]+x[0-9a-z]+)(?P<webp>\.webp)?", re.ASCII)
-
-
-def parse_thumbnail_key(key: str) -> tuple[str, thumbnails.Size, str]:
-    """`<md5>_<W>x<H>[.webp]` → (md5, size, format); ValueError if malformed or not allowed."""
-    match = KEY.fullmatch(key)
-    if match is None:
-        raise ValueError("expected a key like <md5>_400x400 or <md5>_400xauto.webp")
-    (size,) = thumbnails.parse_sizes(match["size"])
-    if size not in configured_sizes(settings.ON_DEMAND_SIZES):
-        raise ValueError(f"size {size.suffix} is not offered")
-    return match["md5"], size, "WEBP" if match["webp"] else "JPEG"
-
-
-def generate_on_demand(image: Image, size: thumbnails.Size, fmt: str) -> tuple[str, bytes | None]:
-    """Make one missing thumbnail of a published image; returns its key, and its bytes when it
-    was rendered now (None when it was there already). Safe to run twice.
-
-    The renditions of the row say what exists: a key not among them is rendered without asking
-    the storage first (on S3 that question is a round trip); one among them is checked, so an
-    object deleted behind the service's back is made again."""
-    key = thumbnails.thumbnail_key(image.md5, size, fmt)
-    if key in image.renditions and public_storage().exists(key):
-        return key, None
-    options: dict[str, Any] = render_options()
-    rendition = None
-    source = derivation_source(image, size, fmt)
-    if source is not None:
-        try:
-            data, scaled_from = source
-            rendition = thumbnails.render_one(data, size, fmt, scaled_from=scaled_from, **options)
-        except Exception:  # a damaged source (rewritten meanwhile?): the original will do
-            log.warning("cannot derive %s from a thumbnail; using the original", key, exc_info=True)
-    if rendition is None:
-        rendition = thumbnails.render_one(read_original(image), size, fmt, **options)
-    save_public(key, rendition)
-    if not add_renditions(image, [key]):
-        release_public_objects(image.md5)  # unless another image of these bytes shows them
-        raise Image.DoesNotExist("taken down while its thumbnail was made")
-    return key, rendition.data
-
-
-# A thumbnail made from a published one at least this many times larger (per side) is 0.1-0.2 dB
-# PSNR from one made from the original (measured against a full-size Lanczos reference: 400 px
-# of a 12 MP photo from its 800 px JPEG, 34.45 against 34.68 dB; the tests' 200 px of a 2 MP
-# photo, 0.1 dB) at a twentieth of the cost: it decodes ~0.5 MP, not 12.
-DERIVE_MIN_RATIO = 2
-
-
-def derivation_source(
-    image: Image, size: thumbnails.Size, fmt: str
-) -> tuple[bytes, tuple[int, int]] | None:
-    """The smallest published JPEG thumbnail of `image` with at least DERIVE_MIN_RATIO times
-    the pixels per side that `size` needs, and the upright size of the original; None when
-    there is none, or when deriving would change the result: a watermark (published
-    thumbnails over 100 px carry it already) or a WebP wanted of an image that may have alpha
-    (JPEG thumbnails are flattened). Only thumbnails of the current THUMBNAIL_SIZES qualify
-    (never an on-demand size, nor one an older configuration made). A source that cannot be
-    read (any storage error) is skipped, not an error."""
-    if settings.WATERMARK_PATH or (fmt != "JPEG" and image.format != "JPEG"):
-        return None
-    current = set(thumbnail_keys(image.md5))
-    # The row keeps the stored (not the upright) size: try both and let the source decide.
-    uprights = {(image.width, image.height), (image.height, image.width)}
-    candidates = []
-    for key in image.renditions:
-        match = KEY.fullmatch(key)
-        if match is None or match["webp"] or key not in current:
-            continue
-        (box,) = thumbnails.parse_sizes(match["size"])
-        fits = {full: box.fit(*full) for full in uprights}
-        if all(_covers(fits[full], size.fit(*full)) for full in uprights):
-            candidates.append((min(w * h for w, h in fits.values()), key, fits))
-    for _, key, fits in sorted(candidates):
-        try:
-            data = read_bytes(public_storage(), key)
-            with PILImage.open(io.BytesIO(data)) as source:
-                actual = source.size
-        except Exception:  # storage (botocore's errors are not OSErrors) or decoding
-            log.warning("thumbnail %s of image %s is unreadable; trying another", key, image.pk)
-            continue
-        for full, fitted in fits.items():
-            if fitted == actual:
-                return data, full
-    return None
-
-
-def _covers(source: tuple[int, int], target: tuple[int, int]) -> bool:
-    return all(s >= DERIVE_MIN_RATIO * t for s, t in zip(source, target, strict=True))
 
 
 def add_renditions(image: Image, keys: list[str], *, event: dict[str, Any] | None = None) -> bool:
@@ -224,6 +142,9 @@ def regenerate_thumbnails(image: Image, *, include_original: bool = True) -> lis
     keys = publish_image(image, include_original=include_original)
     event = {"actor": Actor.REGENERATE_THUMBNAILS, "reason": "re-rendered"}
     if add_renditions(image, keys, event={**event, "details": {"written": keys}}):
+        placeholder = placeholder_for(keys)  # also fills it in for images published before it
+        if placeholder:
+            Image.objects.filter(pk=image.pk).update(**placeholder)
         return keys
     storage_keys.delete_objects("public", keys)
     return []
@@ -254,6 +175,8 @@ def forget_thumbnails(md5s: Collection[str], *, actor: str) -> int:
 def content_type_of(key: str, head: bytes) -> str:
     if key.endswith(".webp"):
         return "image/webp"
+    if key.endswith(".avif"):
+        return "image/avif"
     return "image/png" if head.startswith(b"\x89PNG") else "image/jpeg"
 
 

@@ -28,7 +28,8 @@ def make_thumbnails(image_id: str) -> None:
 
 def publish(image: Image) -> None:
     keys = publishing.publish_image(image)
-    if not image.published(renditions=keys):
+    placeholder = publishing.placeholder_for(keys)
+    if not image.published(renditions=keys, placeholder=placeholder):
         # Taken down meanwhile (its unpublishing may have run before these writes), or its
         # lease lost to another worker: remove what is not shown by a published image.
         publishing.release_public_objects(image.md5)

@@ -3,76 +3,185 @@ storage is a local folder (on S3 the bucket or a CDN serves them)."""
 
 from __future__ import annotations
 
+import hashlib
+import time
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
+from django.utils.cache import get_conditional_response, patch_vary_headers
+from django.utils.http import http_date
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.request import Request
+from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from infra.errors import ApiError, unavailable
+from publishing import budget, delivery, on_demand
 from publishing import services as publishing
+from publishing.delivery import Wanted
 from uploads.models import Image, State
 from uploads.serializers import ErrorSerializer
+
+IMAGE_RESPONSES = {
+    (200, "image/jpeg"): OpenApiTypes.BINARY,
+    (200, "image/webp"): OpenApiTypes.BINARY,
+    (200, "image/avif"): OpenApiTypes.BINARY,
+    302: OpenApiResponse(description="Redirect to the public object"),
+    304: OpenApiResponse(description="Not modified (If-None-Match / If-Modified-Since)"),
+}
 
 
 def error(description: str) -> OpenApiResponse:
     return OpenApiResponse(ErrorSerializer, description=description)
 
 
-class PublicObjectView(APIView):
-    """Public thumbnails and approved originals. `GET /<md5>_<W>x<H>` and
-    `GET /images/generate?key=...` make a missing thumbnail of a published image (as the old
-    service did) and redirect to it, or serve it when storage is local."""
+class RenderRateThrottle(SimpleRateThrottle):
+    """Renders of keys that do not exist yet, per client address (RENDER_RATE)."""
 
+    scope = "render"
+
+    def get_rate(self) -> str:
+        return settings.RENDER_RATE
+
+    def get_cache_key(self, request: Any, view: Any) -> str:
+        # X-Forwarded-For only counts when the number of trusted proxies is configured
+        # (DRF's NUM_PROXIES): otherwise any client could name itself anew on each request.
+        trusted = api_settings.NUM_PROXIES is not None
+        ident = self.get_ident(request) if trusted else request.META.get("REMOTE_ADDR", "")
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class ImagesAnyAccept(BaseContentNegotiation):
+    """`Accept` chooses the image format here; errors are JSON whatever it lists."""
+
+    def select_parser(self, request: Any, parsers: Any) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request: Any, renderers: Any, format_suffix: Any = None) -> Any:
+        return renderers[0], renderers[0].media_type
+
+
+class DeliveryView(APIView):
     authentication_classes: list[Any] = []
     permission_classes: list[Any] = []
+    content_negotiation_class = ImagesAnyAccept
+
+    def deliver(self, request: Request, wanted: Wanted) -> HttpResponseBase:
+        """The rendition `wanted` asks for, in the format the request accepts; made first if
+        it is missing."""
+        fmt = delivery.negotiate(wanted, request.headers.get("Accept", ""))
+        try:
+            # Only what rendering needs; any published row of these bytes will do.
+            published = Image.objects.filter(md5=wanted.md5, state=State.PUBLISHED)
+            fields = ("id", "md5", "format", "width", "height", "renditions", "focal_x", "focal_y")
+            image = published.only(*fields)[:1].get()
+            key, data = on_demand.generate_on_demand(
+                image, wanted, fmt, on_miss=lambda: self.count_render(request)
+            )
+        except Image.DoesNotExist:
+            raise ApiError("not_found", "Not found.", status.HTTP_404_NOT_FOUND) from None
+        except budget.Busy as busy:
+            raise unavailable("busy", "Rendering is busy; try again.", busy.retry_after) from None
+        except on_demand.SourceUnavailable:
+            raise unavailable("source_unavailable", "The image cannot be rendered now.") from None
+        except DatabaseError:
+            raise unavailable(
+                "database_unavailable", "The service is briefly unavailable."
+            ) from None
+        return serve_public(request, key, data, negotiated=wanted.fmt is None)
+
+    def count_render(self, request: Request) -> None:
+        throttle = RenderRateThrottle()
+        if not throttle.allow_request(request, self):
+            wait = max(1, int(throttle.wait() or 1))
+            raise ApiError(
+                "throttled",
+                f"Too many new renders. Try again in {wait} seconds.",
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": str(wait)},
+            )
+
+
+class PublicObjectView(DeliveryView):
+    """Public thumbnails. `GET /<md5>_<W>x<H>[.jpg|.webp|.avif]`, `GET /images/generate?key=...`
+    and `GET /generate?key=...` (where the old bucket's redirect for a missing object went)
+    make a missing thumbnail of a published image and redirect to it, or serve it when storage
+    is local. Without an extension the format follows `Accept` (AVIF, WebP, JPEG)."""
 
     @extend_schema(
         summary="A thumbnail of a published image, made on first request",
-        parameters=[OpenApiParameter("key", str, description="<md5>_<W>x<H>[.webp]")],
+        parameters=[OpenApiParameter("key", str, description="<md5>_<W>x<H>[.jpg|.webp|.avif]")],
         responses={
-            (200, "image/jpeg"): OpenApiTypes.BINARY,
-            302: OpenApiResponse(description="Redirect to the public object"),
+            **IMAGE_RESPONSES,
             400: error("`invalid_key`"),
+            403: error("`signature_required`: that size or mode needs a signed URL"),
             404: error("`not_found`"),
+            429: error("`throttled`: too many new renders from this client, with Retry-After"),
+            503: error("`busy` (no render turn in time), `source_unavailable`; Retry-After"),
         },
     )
     def get(self, request: Request, key: str | None = None) -> HttpResponseBase:
         key = key or request.query_params.get("key", "")
         try:
-            md5, size, fmt = publishing.parse_thumbnail_key(key)
+            wanted = delivery.parse(key)
+        except delivery.SignatureRequired as exc:
+            raise ApiError("signature_required", str(exc), status.HTTP_403_FORBIDDEN) from None
         except ValueError as exc:
             raise ApiError("invalid_key", str(exc)) from None
-        not_found = ApiError("not_found", "Not found.", status.HTTP_404_NOT_FOUND)
+        return self.deliver(request, wanted)
+
+
+class SignedObjectView(DeliveryView):
+    """`GET /s/<sig>/<md5>_<W>x<H>[_fill][.jpg|.webp|.avif][?expires=<unix time>]`: any size up
+    to 5000 px a side, fit or fill, for URLs signed with a key of URL_SIGNING_KEYS."""
+
+    @extend_schema(
+        summary="Any size or the fill mode of a published image, through a signed URL",
+        parameters=[OpenApiParameter("expires", int, required=False)],
+        responses={
+            **IMAGE_RESPONSES,
+            400: error("`invalid_key`"),
+            403: error("`bad_signature`: missing, wrong or expired signature"),
+            404: error("`not_found` (also when signed URLs are off)"),
+            429: error("`throttled`, with Retry-After"),
+            503: error("`busy`, `source_unavailable`, with Retry-After"),
+        },
+    )
+    def get(self, request: Request, signature: str, rest: str) -> HttpResponseBase:
+        expires = request.query_params.get("expires")
         try:
-            # Only what generating needs; any published row of these bytes will do.
-            published = Image.objects.filter(md5=md5, state=State.PUBLISHED)
-            image = published.only("id", "md5", "format", "width", "height", "renditions")[:1].get()
-            key, data = publishing.generate_on_demand(image, size, fmt)
-        except Image.DoesNotExist:
-            raise not_found from None
-        except DatabaseError:
-            raise unavailable(
-                "database_unavailable", "The service is briefly unavailable."
-            ) from None
-        return serve_public(key, data)
+            wanted = delivery.parse_signed(signature, rest, expires, now=time.time())
+        except LookupError:
+            raise ApiError("not_found", "Not found.", status.HTTP_404_NOT_FOUND) from None
+        except delivery.BadSignature as exc:
+            raise ApiError("bad_signature", str(exc), status.HTTP_403_FORBIDDEN) from None
+        except ValueError as exc:
+            raise ApiError("invalid_key", str(exc)) from None
+        return self.deliver(request, wanted)
 
 
-def serve_public(key: str, data: bytes | None = None) -> HttpResponseBase:
-    """A redirect to the public object on S3; on local storage its bytes (`data` when the
-    caller has them already)."""
+def serve_public(
+    request: HttpRequest, key: str, data: bytes | None = None, *, negotiated: bool = False
+) -> HttpResponseBase:
+    """A redirect to the public object on S3 (the bucket sends its own ETag, Last-Modified and
+    Cache-Control); on local storage its bytes (`data` when the caller has them already)."""
     storage = publishing.public_storage()
     if getattr(storage, "bucket_name", None):
-        return HttpResponseRedirect(storage.url(key))
+        response: HttpResponseBase = HttpResponseRedirect(storage.url(key))
+        if negotiated:
+            patch_vary_headers(response, ["Accept"])
+        return response
     if data is None:
-        return MediaView.respond(key)
-    return MediaView.bytes_response(key, data)
+        return MediaView.respond(request, key, negotiated=negotiated)
+    return object_response(request, key, data, storage.get_modified_time(key), negotiated)
 
 
 class MediaView(APIView):
@@ -80,26 +189,44 @@ class MediaView(APIView):
 
     authentication_classes: list[Any] = []
     permission_classes: list[Any] = []
+    content_negotiation_class = ImagesAnyAccept
 
     @extend_schema(
         summary="A public object, when storage is local",
-        responses={(200, "image/jpeg"): OpenApiTypes.BINARY, 404: error("`not_found`")},
+        responses={**IMAGE_RESPONSES, 404: error("`not_found`")},
     )
     def get(self, request: Request, key: str) -> HttpResponseBase:
-        return self.respond(key)
+        return self.respond(request, key)
 
     @staticmethod
-    def respond(key: str) -> HttpResponseBase:
+    def respond(request: HttpRequest, key: str, *, negotiated: bool = False) -> HttpResponseBase:
         storage = publishing.public_storage()
         if "/" in key or getattr(storage, "bucket_name", None) or not storage.exists(key):
             raise ApiError("not_found", "Not found.", status.HTTP_404_NOT_FOUND)
         with storage.open(key, "rb") as stored:
             data = stored.read()
-        return MediaView.bytes_response(key, data)
+        return object_response(request, key, data, storage.get_modified_time(key), negotiated)
 
-    @staticmethod
-    def bytes_response(key: str, data: bytes) -> HttpResponse:
-        response = HttpResponse(data, content_type=publishing.content_type_of(key, data[:8]))
-        response["Cache-Control"] = settings.PUBLIC_CACHE_CONTROL
-        response["X-Content-Type-Options"] = "nosniff"
-        return response
+
+def object_response(
+    request: HttpRequest, key: str, data: bytes, modified: datetime, negotiated: bool = False
+) -> HttpResponseBase:
+    """The object with the validators S3 would send (ETag: the MD5 of the bytes, as S3's for
+    a single PUT; Last-Modified), answered 304 when the client's copy is current; a HEAD gets
+    the headers and no body."""
+    response = HttpResponse(data, content_type=publishing.content_type_of(key, data[:8]))
+    response["Cache-Control"] = settings.PUBLIC_CACHE_CONTROL
+    response["X-Content-Type-Options"] = "nosniff"
+    response["ETag"] = f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"'
+    response["Last-Modified"] = http_date(modified.timestamp())
+    if negotiated:
+        patch_vary_headers(response, ["Accept"])
+    conditional = get_conditional_response(
+        request, etag=response["ETag"], last_modified=int(modified.timestamp()), response=response
+    )
+    if conditional is not None and conditional is not response:
+        return conditional
+    if request.method == "HEAD":
+        response["Content-Length"] = str(len(data))
+        response.content = b""
+    return response

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -111,6 +112,16 @@ class Image(models.Model):
     decision_reason = models.TextField(blank=True)
     renditions = models.JSONField(default=list, blank=True)  # keys of the published objects
     published_at = models.DateTimeField(null=True, blank=True)
+    # A placeholder to paint before the image loads, made from a thumbnail at publication.
+    blurhash = models.CharField(max_length=64, blank=True)
+    dominant_color = models.CharField(max_length=7, blank=True)  # "#rrggbb"
+    # Where a fill crop should centre, as fractions of the upright width and height.
+    focal_x = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+    )
+    focal_y = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+    )
 
     objects = ImageQuerySet.as_manager()
 
@@ -270,13 +281,17 @@ class Image(models.Model):
             fields={"decided_by": by, "decision_reason": reason},
         )
 
-    def published(self, *, renditions: list[str]) -> bool:
+    def published(
+        self, *, renditions: list[str], placeholder: dict[str, str] | None = None
+    ) -> bool:
+        """`placeholder`: the `blurhash` and `dominant_color` made at publication, if any."""
+        fields = {"renditions": renditions, "published_at": timezone.now(), "failure_reason": ""}
         return self._transition(
             from_states=[State.PUBLISHING],
             to=State.PUBLISHED,
             actor=Actor.MAKE_THUMBNAILS,
             details={"renditions": renditions},
-            fields={"renditions": renditions, "published_at": timezone.now(), "failure_reason": ""},
+            fields={**fields, **(placeholder or {})},
         )
 
     def take_down(self, *, by: Any, reason: str) -> bool:

@@ -33,6 +33,7 @@ class UploadPayload:
     name: str
     description: str
     featured: datetime | None
+    focal: tuple[float, float] | None = None  # where fill crops centre, fractions of w and h
 
 
 def _clean_text(value: Any, field: str, drop: re.Pattern[str], errors: dict[str, str]) -> str:
@@ -59,14 +60,29 @@ def _featured(value: Any, errors: dict[str, str]) -> datetime | None:
     return parsed
 
 
-def optional_fields(fields: Any) -> tuple[str, str, datetime | None]:
+def _focal_point(value: Any, errors: dict[str, str]) -> tuple[float, float] | None:
+    if value is None or value == "":
+        return None
+    parts = value.split(",") if isinstance(value, str) else []
+    try:
+        x, y = (float(part) for part in parts)
+    except ValueError:
+        x = y = -1.0
+    if not (0 <= x <= 1 and 0 <= y <= 1):  # also False for NaN
+        errors["focal_point"] = 'Focal_point must be "x,y", each between 0 and 1.'
+        return None
+    return x, y
+
+
+def optional_fields(fields: Any) -> tuple[str, str, datetime | None, tuple[float, float] | None]:
     errors: dict[str, str] = {}
     name = _clean_text(fields.get("name"), "name", NAME_DROP, errors)
     description = _clean_text(fields.get("description"), "description", DESCRIPTION_DROP, errors)
     featured = _featured(fields.get("featured"), errors)
+    focal = _focal_point(fields.get("focal_point"), errors)
     if errors:
         raise invalid_fields(errors)
-    return name, description, featured
+    return name, description, featured, focal
 
 
 def decode_image_field(value: Any) -> tuple[bytes, str | None]:
@@ -132,6 +148,8 @@ class ImageSerializer(serializers.ModelSerializer):
     status_url = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
     thumbnails = serializers.SerializerMethodField()
+    blurhash = serializers.SerializerMethodField()
+    dominant_color = serializers.SerializerMethodField()
 
     class Meta:
         model = Image
@@ -153,6 +171,8 @@ class ImageSerializer(serializers.ModelSerializer):
             "created_at",
             "url",
             "thumbnails",
+            "blurhash",
+            "dominant_color",
         ]
 
     def get_status_url(self, image: Image) -> str:
@@ -170,6 +190,12 @@ class ImageSerializer(serializers.ModelSerializer):
         prefix = f"{image.md5}_"
         return {key[len(prefix) :]: public.url(key) for key in image.renditions if "_" in key}
 
+    def get_blurhash(self, image: Image) -> str | None:
+        return image.blurhash or None
+
+    def get_dominant_color(self, image: Image) -> str | None:
+        return image.dominant_color or None
+
 
 class UploadFieldsSerializer(serializers.Serializer):
     """The request's `data` object (documentation of the contract's JSON body)."""
@@ -179,6 +205,9 @@ class UploadFieldsSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, help_text="3..140 characters")
     featured = serializers.CharField(
         required=False, help_text="ISO 8601, e.g. 2019-05-16T02:03:37+0000"
+    )
+    focal_point = serializers.CharField(
+        required=False, help_text='"x,y" in [0, 1]: where fill crops of the image centre'
     )
 
 
@@ -191,6 +220,7 @@ class UploadMultipartSerializer(serializers.Serializer):
     name = serializers.CharField(required=False)
     description = serializers.CharField(required=False)
     featured = serializers.CharField(required=False)
+    focal_point = serializers.CharField(required=False)
 
 
 class ErrorSerializer(serializers.Serializer):

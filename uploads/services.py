@@ -40,6 +40,8 @@ def receive_upload(*, uploader: Uploader, payload: UploadPayload) -> tuple[Image
                 name=payload.name,
                 description=payload.description,
                 featured=payload.featured,
+                focal_x=payload.focal[0] if payload.focal else None,
+                focal_y=payload.focal[1] if payload.focal else None,
                 md5=md5,
                 sha256=sha256,
                 format=info.format,

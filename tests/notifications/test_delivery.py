@@ -31,7 +31,13 @@ def test_an_approved_image_is_created_in_pinster_with_exactly_the_contract_body(
     pinster: PinsterApi,
 ) -> None:
     featured = timezone.now().replace(microsecond=0)
-    image = make_image(name="Harbour", description="At dawn", featured=featured)
+    image = make_image(
+        name="Harbour",
+        description="At dawn",
+        featured=featured,
+        blurhash="LEHV6nWB2yk8pyo0adR*.7kCMdnj",
+        dominant_color="#7a5c3e",
+    )
     notification = deliver(publish(image))
 
     [received] = pinster.requests()
@@ -46,6 +52,9 @@ def test_an_approved_image_is_created_in_pinster_with_exactly_the_contract_body(
             "name": "Harbour",
             "description": "At dawn",
             "featured": featured.isoformat().replace("+00:00", "Z"),
+            # The placeholder: keys PinsterApi's strong parameters do not permit are dropped.
+            "blurhash": "LEHV6nWB2yk8pyo0adR*.7kCMdnj",
+            "dominant_color": "#7a5c3e",
         }
     }
     assert received.headers["content-type"] == "application/json"

@@ -10,6 +10,7 @@ from PIL import Image as PILImage
 from PIL import ImageOps
 
 from moderation.tasks import moderate_image
+from publishing import on_demand
 from publishing import services as publishing
 from publishing.tasks import make_thumbnails
 from tests.photos import photo, psnr
@@ -66,12 +67,25 @@ def test_an_already_made_size_is_served_without_rendering_again(client, publishe
 
 @pytest.mark.parametrize(
     "key",
-    ["nonsense", "abc_400x400", "{md5}_123x77", "{md5}_6000x6000", "{md5}_400x400.png", "{md5}"],
+    ["nonsense", "abc_400x400", "{md5}_6000x6000", "{md5}_400x400.png", "{md5}", "{md5}_0x100"],
 )
-def test_a_size_outside_the_allow_list_or_a_bad_key_is_a_clean_400(client, published, key):
+def test_a_bad_key_is_a_clean_400(client, published, key):
     response = client.get("/images/generate", {"key": key.format(md5=published.md5)})
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_key"
+
+
+@pytest.mark.parametrize("key", ["{md5}_123x77", "{md5}_4000x4000.webp", "{md5}_400x400_fill"])
+def test_a_size_outside_the_allow_list_or_a_fill_asks_for_a_signed_url(client, published, key):
+    response = client.get(f"/{key.format(md5=published.md5)}")
+    assert response.status_code == 403
+    assert response.json()["code"] == "signature_required"
+
+
+def test_the_old_bucket_redirect_target_at_the_root_generates_too(client, published):
+    data = fetch(client, f"/generate?key={published.md5}_200x200")
+    with PILImage.open(io.BytesIO(data)) as thumb:
+        assert thumb.size == (200, 150)
 
 
 def test_an_unknown_or_unapproved_image_is_a_404_that_reveals_nothing(client, post, jpeg):
@@ -136,14 +150,21 @@ def from_the_original(image: Image, box: str, fmt: str = "JPEG") -> PILImage.Ima
 
 @pytest.fixture
 def original_reads(monkeypatch) -> list[str]:
+    """The sources renders read: "original" (the private one), the md5 (the published
+    original) or a thumbnail's key."""
     reads: list[str] = []
-    real = publishing.read_original
+    real_private, real_public = on_demand.read_original, on_demand.read_public
 
-    def counting(image):
-        reads.append(image.md5)
-        return real(image)
+    def private(image):
+        reads.append("original")
+        return real_private(image)
 
-    monkeypatch.setattr(publishing, "read_original", counting)
+    def public(key):
+        reads.append(key)
+        return real_public(key)
+
+    monkeypatch.setattr(on_demand, "read_original", private)
+    monkeypatch.setattr(on_demand, "read_public", public)
     return reads
 
 
@@ -157,7 +178,7 @@ def test_a_small_size_is_made_from_a_larger_thumbnail_with_the_same_size_and_pix
 
     made = decoded(fetch(client, f"/{image.md5}_200x200"))
 
-    assert original_reads == []
+    assert original_reads == [f"{image.md5}_400x400"]
     expected = from_the_original(image, "200x200")
     assert made.size == expected.size == (200, 150)
     # Against a full-size Lanczos of the upright original, as good as a render of the original
@@ -169,7 +190,7 @@ def test_a_small_size_is_made_from_a_larger_thumbnail_with_the_same_size_and_pix
     assert psnr(made, reference) > 30  # the grain of this photo: ~31.7 dB either way
 
 
-def test_a_size_no_thumbnail_is_twice_as_large_as_is_made_from_the_original(
+def test_a_size_no_thumbnail_is_twice_as_large_as_is_made_from_the_published_original(
     client, post, original_reads
 ):
     # 1200x1200 wants 1200x900: the largest thumbnail (1600x1200, the whole photo) is not 2x.
@@ -182,7 +203,9 @@ def test_a_size_no_thumbnail_is_twice_as_large_as_is_made_from_the_original(
     assert made.size == (1200, 900)
 
 
-def test_a_missing_source_thumbnail_falls_back_to_the_original(client, post, original_reads):
+def test_a_missing_source_thumbnail_falls_back_to_the_published_original(
+    client, post, original_reads
+):
     image = publish(post, photo(1600, 1200))
     for key in image.renditions:
         if key != image.md5:
@@ -191,7 +214,8 @@ def test_a_missing_source_thumbnail_falls_back_to_the_original(client, post, ori
 
     made = decoded(fetch(client, f"/{image.md5}_200x200"))
 
-    assert original_reads == [image.md5]
+    assert original_reads[-1] == image.md5  # after trying the (missing) thumbnails
+    assert "original" not in original_reads
     assert psnr(made, from_the_original(image, "200x200")) > 45
 
 
@@ -210,7 +234,7 @@ def test_with_a_watermark_the_original_is_used_so_the_mark_is_not_scaled_twice(
     assert made.getpixel((195, 145))[0] > 200  # one mark, in the corner, at 18% of 200x150
 
 
-def test_a_webp_of_an_image_that_may_have_alpha_is_made_from_the_original(
+def test_a_webp_of_an_image_that_may_have_alpha_is_made_from_a_webp_thumbnail_with_alpha(
     client, post, original_reads
 ):
     image = publish(post, photo(1600, 1200, fmt="PNG", mode="RGBA"), "image/png")
@@ -218,10 +242,14 @@ def test_a_webp_of_an_image_that_may_have_alpha_is_made_from_the_original(
 
     with PILImage.open(io.BytesIO(fetch(client, f"/{image.md5}_200x200.webp"))) as made:
         assert made.mode == "RGBA"
-    assert original_reads == [image.md5]
+    with PILImage.open(io.BytesIO(fetch(client, f"/{image.md5}_200x200.avif"))) as made:
+        assert made.mode == "RGBA"
+    assert original_reads == [f"{image.md5}_400x400.webp"] * 2
 
 
-def test_a_damaged_source_thumbnail_falls_back_to_the_original(client, post, original_reads):
+def test_a_damaged_source_thumbnail_falls_back_to_the_published_original(
+    client, post, original_reads
+):
     from django.core.files.base import ContentFile
 
     image = publish(post, photo(1600, 1200))
@@ -232,7 +260,7 @@ def test_a_damaged_source_thumbnail_falls_back_to_the_original(client, post, ori
 
     made = decoded(fetch(client, f"/{image.md5}_200x200"))
 
-    assert original_reads == [image.md5]
+    assert original_reads == [source, image.md5]
     assert psnr(made, from_the_original(image, "200x200")) > 45
 
 
@@ -248,3 +276,31 @@ def test_only_thumbnails_of_the_configured_sizes_are_sources(client, post, origi
     fetch(client, f"/{image.md5}_200x200")
 
     assert original_reads == [image.md5]  # not made from the on-demand 600 px one
+
+
+def test_a_large_original_is_never_decoded_only_its_capped_published_copy(
+    client, post, original_reads, settings
+):
+    settings.PUBLIC_ORIGINAL_MAX_SIDE = 800
+    image = publish(post, photo(1600, 1200))
+    original_reads.clear()
+
+    made = decoded(fetch(client, f"/{image.md5}_1200x1200"))
+
+    assert original_reads == [image.md5]
+    assert made.size == (800, 600)  # as large as the published copy allows
+
+
+def test_without_a_published_original_a_large_image_is_a_503_not_a_full_decode(
+    client, post, original_reads, settings
+):
+    settings.PUBLIC_ORIGINAL_MAX_SIDE = 800
+    image = publish(post, photo(1600, 1200))
+    storages["public"].delete(image.md5)
+    original_reads.clear()
+
+    response = client.get(f"/{image.md5}_1200x1200")
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "source_unavailable"
+    assert "original" not in original_reads
