@@ -244,6 +244,11 @@ if BUCKET_NAME:
             connect_timeout=STORAGE_TIMEOUT_SECONDS,
             read_timeout=STORAGE_TIMEOUT_SECONDS,
             retries={"mode": "standard", "total_max_attempts": 2},
+            # No CRC32 of every body unless the operation requires one (DeleteObjects does),
+            # and over HTTPS no SHA-256 of the payload in the signature: TLS protects it.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            s3={"payload_signing_enabled": False},
         ),
     }
     _public_domain = urlsplit(PUBLIC_BASE_URL).netloc if PUBLIC_BASE_URL else None
@@ -392,6 +397,9 @@ JPEG_QUALITY = env_int("JPEG_QUALITY", 85, minimum=1)
 WEBP_QUALITY = env_int("WEBP_QUALITY", 80, minimum=1)
 WATERMARK_PATH = env_str("WATERMARK_PATH")
 PUBLIC_ORIGINAL_MAX_SIDE = env_int("PUBLIC_ORIGINAL_MAX_SIDE", 4096, minimum=16)
+# Decoded pixels the threads of one process may hold at once (moderation, publishing and
+# on-demand renders); a decode that would exceed it waits. Memory: docs/thumbnails.md.
+DECODE_PIXEL_BUDGET = env_int("DECODE_PIXEL_BUDGET", 100_000_000, minimum=1_000_000)
 
 # --- Moderation -------------------------------------------------------------------------------
 MODERATION_BACKEND = env_str("MODERATION_BACKEND", "moderation.backends.LocalModelBackend")
