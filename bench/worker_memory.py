@@ -6,7 +6,7 @@ model), uploads one small photo to warm every worker up, then the 6 huge images 
 waits until every image is in a final state (published, rejected or failed; in review counts
 as decided). Prints, for every worker process, its peak RSS (VmHWM) and its growth over its
 resident memory after the warm-up, and checks: no worker died, every image final, each
-worker's growth <= 1.5 GB. The decode budget (DECODE_PIXEL_BUDGET, default 100 MP) is what
+worker's growth <= 1.5 GB. The decode budget (DECODE_PIXEL_BUDGET, default 64 MP) is what
 bounds it: a decode that would exceed it waits.
 
     .venv/bin/python bench/worker_memory.py [--processes 2] [--threads 4] [--budget N]

@@ -399,7 +399,7 @@ WATERMARK_PATH = env_str("WATERMARK_PATH")
 PUBLIC_ORIGINAL_MAX_SIDE = env_int("PUBLIC_ORIGINAL_MAX_SIDE", 4096, minimum=16)
 # Decoded pixels the threads of one process may hold at once (moderation, publishing and
 # on-demand renders); a decode that would exceed it waits. Memory: docs/thumbnails.md.
-DECODE_PIXEL_BUDGET = env_int("DECODE_PIXEL_BUDGET", 100_000_000, minimum=1_000_000)
+DECODE_PIXEL_BUDGET = env_int("DECODE_PIXEL_BUDGET", 64_000_000, minimum=1_000_000)
 
 # --- Moderation -------------------------------------------------------------------------------
 MODERATION_BACKEND = env_str("MODERATION_BACKEND", "moderation.backends.LocalModelBackend")
