@@ -1,19 +1,24 @@
-"""Thumbnail benchmark: our engine against naive Pillow and against Thumbor, in one run.
+"""Thumbnail benchmark: our engine against a competent Pillow pipeline, pyvips and Thumbor.
 
-    .venv/bin/python bench/thumbnails.py [--rounds 5] [--requests 10] [--no-thumbor]
-                                         [--no-service] [--only-on-demand]
+    .venv/bin/python bench/thumbnails.py [--rounds 3] [--requests 10] [--no-thumbor]
+                                         [--thumbor PATH] [--no-service] [--only-on-demand]
 
 Each variant runs in a fresh subprocess so its peak RSS (VmHWM) is its own. CPU is
 time.process_time() per image (median of the rounds, best of two interleaved runs); these
-machines are noisy, so read the ratios, not the absolute times. "naive" is what the issue
-describes: for each size, open, convert("RGB"), thumbnail(), save. "naive-1" decodes once and
-copies per size, a stricter baseline. Thumbor is installed with pip into a scratch venv
-(var/bench-venv), never into the project. Our on-demand endpoint is timed over HTTP against
-Thumbor on the same photo: the bench starts the service itself (`manage.py serve` on a loopback
-port, a fresh VAR_DIR, local storage), uploads the photo with a development token and waits
-until it is published. It does so twice: with the default THUMBNAIL_SIZES, where a 400 px
-size is made from the published 800 px thumbnail as in production, and with only 100x100, so
-every on-demand size is decoded from the 12 MP original as Thumbor does.
+machines are noisy, so read the ratios, not the absolute times. "competent" is what a good
+engineer writes with Pillow: one draft() decode at the scale of the largest output and a
+Lanczos cascade; for the publishing set it re-encodes the original. "pyvips" does the same
+with libvips (shrink-on-load, lanczos3 cascade, one thread; skipped if pyvips or libvips is
+missing). All use the engine's encoder settings. Quality is scored on smooth photos and on a
+detailed, textured one (tests/textured.py). The last lines print the targets:
+`ours/competent cpu (full set)`, `ours/competent cpu (4 jpeg)`, `psnr 400px min over photos`.
+Thumbor is installed with pip into a scratch venv (var/bench-venv) unless --thumbor names
+one, never into the project. Our on-demand endpoint is timed over HTTP against Thumbor on the
+same photo: the bench starts the service itself (`manage.py serve` on a loopback port, a
+fresh VAR_DIR, local storage), uploads the photo with a development token and waits until it
+is published. It does so twice: with the default THUMBNAIL_SIZES, where a 400 px size is made
+from the published 800 px thumbnail as in production, and with only 100x100, so every
+on-demand size is decoded from the 12 MP original as Thumbor does.
 """
 
 from __future__ import annotations
