@@ -7,7 +7,13 @@ and PinsterApi was told. Then it renders the same images with the thumbnail step
 same publishing work: stripped original + every size in JPEG and WebP) in 2 processes. Prints
 images per second for both and the ratio (goal: the pipeline adds under 25%).
 
-    .venv/bin/python bench/pipeline.py [--images 24] [--threads 2]
+In the same run it asks Thumbor (a separate install, never a project dependency: --thumbor,
+or installed into var/bench-venv) for the same public objects of the same images: the
+original re-encoded at quality 90 and every default size in JPEG and WebP, 11 requests per
+image, and prints our CPU per image over all our processes against Thumbor's
+(`pipeline/thumbor cpu per image`, goal <= 0.4).
+
+    .venv/bin/python bench/pipeline.py [--images 24] [--threads 2] [--thumbor PATH]
 """
 
 from __future__ import annotations
@@ -86,6 +92,42 @@ def thumbnails_alone(images: list[bytes]) -> tuple[float, float]:
         return time.perf_counter() - start, cpu
 
 
+THUMBOR_PATHS = [
+    "filters:quality(90)/{name}",  # the published original, re-encoded
+    *(
+        f"fit-in/{box}/{fmt}{{name}}"
+        for box in ("100x100", "400x400", "800x800", "1600x1600", "400x0")
+        for fmt in ("", "filters:format(webp)/")
+    ),
+]
+
+
+def thumbor_cpu(images: list[bytes], binary: str | None) -> float | None:
+    """Thumbor's CPU seconds per image for the outputs publishing makes, or None."""
+    import tempfile
+
+    from thumbnails import server_cpu, start_thumbor, thumbor_binary  # bench/thumbnails.py
+
+    path = thumbor_binary(binary)
+    if path is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="pipeline-thumbor-") as tmp:
+        for n, data in enumerate(images):
+            (Path(tmp) / f"p{n}.jpg").write_bytes(data)
+        server, base = start_thumbor(path, Path(tmp))
+        try:
+            for url in THUMBOR_PATHS:  # warm up on the first image
+                urllib.request.urlopen(f"{base}/unsafe/{url.format(name='p0.jpg')}").read()
+            before = server_cpu(server.pid)
+            for n in range(1, len(images)):
+                for url in THUMBOR_PATHS:
+                    urllib.request.urlopen(f"{base}/unsafe/{url.format(name=f'p{n}.jpg')}").read()
+            return (server_cpu(server.pid) - before) / (len(images) - 1)
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+
 def cpu_seconds(session_ids: set[int]) -> float:
     """CPU (user + system) of every live process in these sessions (the stack's children run
     in their own sessions, so this counts gunicorn's and Dramatiq's forks too)."""
@@ -126,6 +168,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=24)
     parser.add_argument("--threads", type=int, default=2, help="per worker process")
+    parser.add_argument("--thumbor", help="a thumbor executable (default: install into var/)")
     args = parser.parse_args()
 
     from load import BenchRun  # bench/load.py, beside this script
@@ -195,6 +238,13 @@ def main() -> None:
         f"ratio {cpu / alone_cpu:.2f}x  (goal: under 1.25x)"
     )
     print(f"CPU ms per image, by process: {by_process}")
+    thumbor = thumbor_cpu(images[: max(4, args.images // 2)], args.thumbor)
+    if thumbor is not None:
+        print(
+            f"Thumbor, same outputs of the same images (original + 5 sizes x JPEG, WebP): "
+            f"{thumbor * 1000:.0f} ms CPU per image"
+        )
+        print(f"pipeline/thumbor cpu per image: {cpu / args.images / thumbor:.2f}")
     print(
         f"the S3 stand-in (moto, not part of the service) used another "
         f"{store_cpu / args.images * 1000:.0f} ms of CPU per image on the same 2 cores"

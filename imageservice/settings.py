@@ -244,6 +244,11 @@ if BUCKET_NAME:
             connect_timeout=STORAGE_TIMEOUT_SECONDS,
             read_timeout=STORAGE_TIMEOUT_SECONDS,
             retries={"mode": "standard", "total_max_attempts": 2},
+            # No CRC32 of every body unless the operation requires one (DeleteObjects does),
+            # and over HTTPS no SHA-256 of the payload in the signature: TLS protects it.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            s3={"payload_signing_enabled": False},
         ),
     }
     _public_domain = urlsplit(PUBLIC_BASE_URL).netloc if PUBLIC_BASE_URL else None
@@ -399,6 +404,9 @@ URL_SIGNING_KEYS = env_list("URL_SIGNING_KEYS")
 RENDER_CONCURRENCY = env_int("RENDER_CONCURRENCY", 2, minimum=1)  # renders at once per process
 RENDER_WAIT_SECONDS = env_float("RENDER_WAIT_SECONDS", 10.0, minimum=0.0, maximum=60.0)
 RENDER_RATE = env_str("RENDER_RATE", "60/min")  # renders of missing keys per client address
+# Decoded pixels the threads of one process may hold at once (moderation, publishing and
+# on-demand renders); a decode that would exceed it waits. Memory: docs/thumbnails.md.
+DECODE_PIXEL_BUDGET = env_int("DECODE_PIXEL_BUDGET", 64_000_000, minimum=1_000_000)
 
 # --- Moderation -------------------------------------------------------------------------------
 MODERATION_BACKEND = env_str("MODERATION_BACKEND", "moderation.backends.LocalModelBackend")

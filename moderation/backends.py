@@ -80,11 +80,23 @@ class Original:
             data = self.data  # a storage error is transient: it must not look like bad bytes
             try:
                 img, orientation = imaging.open_lazily(data)
-                upright = imaging.decode(img, orientation, at_least)
+                pixels = imaging.shrink_on_load(img, orientation, at_least)
+                # Under the process's decode budget; what is kept is 2-4x `at_least` per side
+                # at most (only JPEG shrinks while decoding), so it may outlive the budget.
+                with imaging.DECODE_BUDGET.hold(pixels):
+                    upright = imaging.decode(img, orientation, at_least)
+                    upright = imaging.flatten(_reduced(upright, at_least), (255, 255, 255))
             except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as exc:
                 raise UnmoderatableImage(f"cannot decode the original: {exc}") from exc
-            self._decoded[at_least] = imaging.flatten(upright, (255, 255, 255))
+            self._decoded[at_least] = upright
         return self._decoded[at_least]
+
+
+def _reduced(img: PILImage.Image, at_least: tuple[int, int] | None) -> PILImage.Image:
+    if at_least is None:
+        return img
+    factor = min(img.width // (2 * at_least[0]), img.height // (2 * at_least[1]))
+    return img.reduce(factor) if factor >= 2 else img
 
 
 class Backend(Protocol):

@@ -8,13 +8,15 @@ class PublishingConfig(AppConfig):
     verbose_name = "Publishing"
 
     def ready(self) -> None:
+        from django.conf import settings
         from django.db import transaction
 
         from infra.broker import send_safely
-        from publishing import tasks
+        from publishing import imaging, tasks
         from uploads import pipeline, transitions
         from uploads.models import PUBLISHING, Image, State
 
+        imaging.DECODE_BUDGET.limit = settings.DECODE_PIXEL_BUDGET
         pipeline.register_actor(PUBLISHING, tasks.make_thumbnails)
 
         def release_public_objects(image: Image) -> None:

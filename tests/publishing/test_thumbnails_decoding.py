@@ -56,18 +56,26 @@ def test_all_sizes_come_from_one_decode_at_the_scale_of_the_largest(decoded_size
     assert decoded_sizes == [(1200, 800)]
 
 
-def test_the_published_original_and_the_thumbnails_share_one_full_decode(
-    decoded_sizes, monkeypatch
+@pytest.mark.parametrize(
+    ("orientation", "decoded"),
+    [
+        (6, (1600, 2400)),  # the original is re-encoded (turned upright): one full-size decode
+        (1, (600, 400)),  # published as it is: decoded only at the thumbnail's scale
+    ],
+)
+def test_the_published_original_and_the_thumbnails_share_one_decode(
+    decoded_sizes, monkeypatch, orientation, decoded
 ):
     calls = []
     original_decode = imaging.decode
     monkeypatch.setattr(imaging, "decode", lambda *a: calls.append(a) or original_decode(*a))
+    data = photo(2400, 1600, orientation=orientation)
 
-    renditions = render_thumbnails(photo(2400, 1600), [Size(400, 400)], include_original=True)
+    renditions = render_thumbnails(data, [Size(400, 400)], include_original=True)
 
     assert len(calls) == 1
-    assert decoded_sizes == [(2400, 1600)]
-    assert [(r.name, r.width) for r in renditions] == [
+    assert decoded_sizes == [decoded]
+    assert [(r.name, max(r.width, r.height)) for r in renditions] == [
         ("original", 2400),
         ("400x400", 400),
         ("400x400", 400),

@@ -54,9 +54,9 @@ def assert_stripped(data: bytes, fmt: str) -> None:
         assert leak not in data
     if fmt == "JPEG":
         markers, after_end = jpeg_segments(data)
-        # APP0 (JFIF), quantisation, Huffman, frame header only: no APP1 (EXIF/XMP),
-        # APP2 (ICC), APP13 (IPTC) or COM (0xFE) segment.
-        assert set(markers) <= {0xE0, 0xDB, 0xC4, 0xC0, 0xDD}, [hex(m) for m in markers]
+        # APP0 (JFIF), quantisation, Huffman, frame header (baseline or progressive) only: no
+        # APP1 (EXIF/XMP), APP2 (ICC), APP13 (IPTC) or COM (0xFE) segment.
+        assert set(markers) <= {0xE0, 0xDB, 0xC4, 0xC0, 0xC2, 0xDD}, [hex(m) for m in markers]
         assert after_end == b""
     elif fmt == "WEBP":
         assert set(webp_chunks(data)) <= {b"VP8 ", b"VP8L", b"VP8X", b"ALPH"}
