@@ -139,10 +139,11 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "infra.middleware.RequestIdMiddleware",
     "infra.metrics.ApiMetricsMiddleware",
-    "infra.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # CORS first, so that the 411 and 413 below carry the headers a browser needs to read them.
     "corsheaders.middleware.CorsMiddleware",
+    "infra.middleware.BodySizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -311,6 +312,8 @@ MAX_CONCURRENT_UPLOADS = env_int("MAX_CONCURRENT_UPLOADS", 16, minimum=1)
 # --- Authentication of upload tokens (issued by PinsterApi) ------------------------------------
 JWT_LEEWAY_SECONDS = env_int("JWT_LEEWAY_SECONDS", 10)
 MAX_TOKEN_BYTES = env_int("MAX_TOKEN_BYTES", 4096, minimum=256)
+# `exp` minus `nbf` (else `iat`, else now) may not exceed this: PinsterApi issues 10 minutes.
+MAX_TOKEN_LIFETIME_SECONDS = env_int("MAX_TOKEN_LIFETIME_SECONDS", 3600, minimum=60)
 SIMPLE_JWT = {
     "ALGORITHM": "RS256",
     "SIGNING_KEY": None,
