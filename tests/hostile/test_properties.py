@@ -208,7 +208,12 @@ def test_a_fresh_process_accepts_every_allowed_format_first():
             input=encode(PILImage.new("RGB", (32, 32), "navy"), "JPEG"),
             capture_output=True,
             cwd=repo_root(),
-            env={"PATH": "/usr/bin:/bin", "VAR_DIR": var, "LOG_LEVEL": "ERROR"},
+            env={
+                "PATH": "/usr/bin:/bin",
+                "VAR_DIR": var,
+                "ALLOW_DEV_SECRETS": "true",
+                "LOG_LEVEL": "ERROR",
+            },
             timeout=60,
         )
     assert done.stdout.decode().split() == ["JPEG", "GIF", "JPEG", "WEBP"], done.stderr[-2000:]

@@ -68,7 +68,9 @@ class Command(BaseCommand):
         from io import StringIO
 
         out = StringIO()
-        call_command("sign_upload_token", minutes=24 * 60, stdout=out)
+        call_command(
+            "sign_upload_token", minutes=settings.MAX_TOKEN_LIFETIME_SECONDS // 60, stdout=out
+        )
         token = out.getvalue().strip()
         url = settings.IMAGE_SERVICE_URL
         lines = [
