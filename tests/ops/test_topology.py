@@ -177,8 +177,8 @@ def upload_token(stack: RunningStack, **claims: Any) -> str:
     return jwt.encode(payload, key, algorithm="RS256")
 
 
-def scrape(url: str) -> str:
-    status, _, body = http("GET", url)
+def scrape(url: str, token: str = "") -> str:
+    status, _, body = http("GET", url, token=token)
     assert status == 200, body[:500]
     return body.decode()
 
@@ -245,7 +245,7 @@ def test_an_upload_is_published_by_the_topology_and_readyz_turns_red_without_red
                             assert isinstance(json.loads(line), dict), (path.name, line)
 
             # Web metrics add up over both gunicorn processes; task metrics over both workers.
-            metrics = scrape(f"{web}/metrics")
+            metrics = scrape(f"{web}/metrics", stack.state["metrics_token"])
             assert value(metrics, "imageservice_uploads_total", result="created") == 1
             detail = {"view": "image-detail", "method": "GET"}
             assert (
