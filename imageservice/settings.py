@@ -373,8 +373,8 @@ SPECTACULAR_SETTINGS = {
 BROKER_URL = env_str("BROKER_URL")
 # A Redis broker call gives up after this long (a hung Redis must not hold an upload: the image
 # is left to the reconciler), and after a failure sends are skipped for BROKER_BACKOFF_SECONDS.
-BROKER_TIMEOUT_SECONDS = env_float("BROKER_TIMEOUT_SECONDS", 1.0, minimum=0.05, maximum=60.0)
-BROKER_BACKOFF_SECONDS = env_float("BROKER_BACKOFF_SECONDS", 5.0, minimum=0.0, maximum=600.0)
+BROKER_TIMEOUT_SECONDS = env_float("BROKER_TIMEOUT_SECONDS", 0.5, minimum=0.05, maximum=60.0)
+BROKER_BACKOFF_SECONDS = env_float("BROKER_BACKOFF_SECONDS", 15.0, minimum=0.0, maximum=600.0)
 _broker_scheme = urlsplit(BROKER_URL).scheme
 if not BROKER_URL:
     _broker: dict[str, object] = {"BROKER": "dramatiq.brokers.stub.StubBroker", "OPTIONS": {}}
