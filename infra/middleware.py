@@ -61,7 +61,10 @@ class BodySizeLimitMiddleware:
             length = 0
         if length > settings.MAX_REQUEST_BYTES:
             response = error_response(too_large())
-            response["Connection"] = "close"
+            if request.META.get("SERVER_SOFTWARE", "").startswith("gunicorn"):
+                # Gunicorn then closes instead of reading the unread body to reuse the
+                # connection; a strict WSGI server (wsgiref) refuses hop-by-hop headers.
+                response["Connection"] = "close"
             return response
         return self.get_response(request)
 
