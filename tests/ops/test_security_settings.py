@@ -150,3 +150,37 @@ def test_responses_carry_nosniff_and_deny_framing(client: Client) -> None:
         response = client.get(path)
         assert response["X-Content-Type-Options"] == "nosniff", path
     assert client.get("/api/v1/images/")["X-Frame-Options"] == "DENY"
+
+
+WSGI_START = "import imageservice.wsgi; print('started')"
+
+
+def start_wsgi(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", WSGI_START],
+        cwd=repo_root(),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_without_a_broker_the_web_process_refuses_to_start_its_own_worker(tmp_path: Path) -> None:
+    env = production_env(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3")
+
+    done = start_wsgi(env)
+
+    assert done.returncode != 0
+    assert "BROKER_URL is not set" in done.stderr
+
+
+def test_without_a_broker_the_embedded_worker_starts_when_asked(tmp_path: Path) -> None:
+    env = production_env(
+        tmp_path, DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3", EMBEDDED_WORKER="true"
+    )
+
+    done = start_wsgi(env)
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "started" in done.stdout

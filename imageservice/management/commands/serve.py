@@ -81,7 +81,9 @@ class Command(BaseCommand):
             + (f"  (login: {login[0]} / {login[1]})" if login else ""),
             f"  Broker:     {settings.BROKER_URL or 'embedded (in-process worker threads)'}",
             "",
-            "Upload a photo (the token below is a development token valid for 24 hours):",
+            "Upload a photo (the token below is a development token valid for "
+            f"{settings.MAX_TOKEN_LIFETIME_SECONDS // 60} minutes: "
+            "`./dev manage sign_upload_token` signs another):",
             f"  TOKEN={token}",
             '  (printf \'{"data": {"image": "data:image/jpeg;base64,\'; base64 -w0 photo.jpg;'
             " printf '\"}}') |",
