@@ -204,3 +204,16 @@ def test_a_signed_token_with_an_infinite_exp_is_a_403(send, assert_nothing_left)
 
     assert response.status_code == 403, response.content
     assert_nothing_left()
+
+
+def test_the_development_token_fits_the_lifetime_cap_and_a_longer_one_is_refused(send):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    out = StringIO()
+    call_command("sign_upload_token", minutes=60, stdout=out)
+    assert send(out.getvalue().strip()).status_code == 202
+
+    with pytest.raises(CommandError, match="MAX_TOKEN_LIFETIME_SECONDS"):
+        call_command("sign_upload_token", minutes=61, stdout=StringIO())
