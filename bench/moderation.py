@@ -46,6 +46,7 @@ def setup_django() -> None:
         {
             "DJANGO_SETTINGS_MODULE": "imageservice.settings",
             "VAR_DIR": dev_var_dir("bench-moderation-"),
+            "ALLOW_DEV_SECRETS": "true",
             "MODERATION_BACKEND": "moderation.backends.LocalModelBackend",
             "EMBEDDED_WORKER_THREADS": "0",
             "LOG_LEVEL": "WARNING",

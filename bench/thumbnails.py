@@ -421,6 +421,8 @@ class Service:
         self.env = {k: v for k, v in os.environ.items() if k not in self.CLEARED}
         self.env.update(
             VAR_DIR=str(self.var),
+            ALLOW_DEV_SECRETS="true",
+            EMBEDDED_WORKER="true",
             IMAGE_SERVICE_URL=self.base,
             ON_DEMAND_SIZES=on_demand_sizes,
             DJANGO_SETTINGS_MODULE="imageservice.settings",

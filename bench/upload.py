@@ -38,6 +38,7 @@ def setup_django(var_dir: str) -> None:
     os.environ.update(
         {
             "VAR_DIR": var_dir,
+            "ALLOW_DEV_SECRETS": "true",
             "DJANGO_SETTINGS_MODULE": "imageservice.settings",
             "LOG_LEVEL": "ERROR",
             "UPLOAD_RATE": "100000/min",

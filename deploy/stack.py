@@ -1,26 +1,34 @@
 #!/usr/bin/env python3
-"""The production topology without containers: gunicorn web + Dramatiq workers against
-PostgreSQL, Redis and an S3-compatible server, on this machine.
+"""The production topology without containers: nginx in front of gunicorn web + Dramatiq workers
+against PostgreSQL, Redis and an S3-compatible server, on this machine.
 
     .venv/bin/python deploy/stack.py                   # local PostgreSQL and Redis, moto S3
     .venv/bin/python deploy/stack.py --port 8080 --workers 3 --create-database
     .venv/bin/python deploy/stack.py --s3-endpoint http://127.0.0.1:9000 --bucket images
 
 It starts moto_server on loopback (unless --s3-endpoint names a server), creates the bucket,
-creates the database if asked, runs the migrations and collectstatic, starts gunicorn and the
-workers (each its own `manage.py rundramatiq` with its own metrics port), waits for /readyz,
-prints the URLs, and runs until Ctrl-C or SIGTERM; then it stops everything it started, web
-first, and exits 0. If any process dies it stops the rest and exits 1. Every other setting comes
-from the environment, as in production (MODERATION_BACKEND, IMAGE_SERVICE_URL, ...: see
-docs/operations.md).
+creates the database if asked, runs the migrations and collectstatic, starts gunicorn on an
+internal loopback port, nginx (Debian's package) in front of it on --port with
+deploy/nginx.conf.template (slow-client timeouts, the body limit, a request rate per client),
+and the workers (each its own `manage.py rundramatiq` with its own metrics port), waits for
+/readyz through nginx, prints the URLs, and runs until Ctrl-C or SIGTERM; then it stops
+everything it started, nginx and web first, and exits 0. If any process dies it stops the rest
+and exits 1. Every other setting comes from the environment, as in production
+(MODERATION_BACKEND, IMAGE_SERVICE_URL, ...: see docs/operations.md). Without SECRET_KEY,
+API_PUBLIC_KEY and PRIVATE_KEY it uses development ones made in --var-dir
+(ALLOW_DEV_SECRETS=true); without METRICS_TOKEN it makes one (in --state-file).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import grp
 import json
 import os
+import pwd
+import re
+import secrets
 import shutil
 import signal
 import socket
@@ -37,6 +45,11 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+NGINX_TEMPLATE = Path(__file__).resolve().parent / "nginx.conf.template"
+TEMPLATE_VARIABLE = re.compile(r"\$\{(NGINX_[A-Z_]+)\}")
+# The settings' defaults, for the nginx limits when the environment does not set them.
+DEFAULT_MAX_IMAGE_BYTES = 10 * 1024 * 1024
+DEFAULT_CORS_ORIGINS = "http://localhost:3000,http://127.0.0.1:3000"
 
 
 def free_port() -> int:
@@ -130,8 +143,10 @@ class Stack:
         self.children: list[Child] = []
         self.stopping = False
         self.web_port = args.port or free_port()
+        self.gunicorn_port = free_port() if args.proxy else self.web_port
         self.s3_endpoint = args.s3_endpoint
         self.worker_ports = [free_port() for _ in range(args.workers)]
+        self.metrics_token = os.environ.get("METRICS_TOKEN") or secrets.token_urlsafe(24)
 
     # --- configuration ------------------------------------------------------------------
 
@@ -145,11 +160,17 @@ class Stack:
             CACHE_URL=self.args.cache_url or self.args.redis_url,
             BUCKET_NAME=self.args.bucket,
             AWS_S3_ENDPOINT_URL=self.s3_endpoint or "",
-            PORT=str(self.web_port),
-            GUNICORN_BIND=f"127.0.0.1:{self.web_port}",
+            PORT=str(self.gunicorn_port),
+            GUNICORN_BIND=f"127.0.0.1:{self.gunicorn_port}",
             WEB_CONCURRENCY=str(self.args.web_workers),
+            METRICS_TOKEN=self.metrics_token,
+            # Forwarding headers are believed from nginx alone, on loopback.
+            FORWARDED_ALLOW_IPS="127.0.0.1",
+            TRUSTED_PROXIES="127.0.0.1",
         )
         env.setdefault("IMAGE_SERVICE_URL", f"http://127.0.0.1:{self.web_port}")
+        if not env.get("SECRET_KEY"):
+            env.setdefault("ALLOW_DEV_SECRETS", "true")  # the files infra.devsetup made
         env.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
         env.setdefault("AWS_ACCESS_KEY_ID", "testing")  # moto takes any credentials
         env.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -233,6 +254,70 @@ class Stack:
         argv = [PYTHON, "-m", "gunicorn", "imageservice.wsgi", "-c", "gunicorn.conf.py"]
         self.launch(Child("web", argv, env, self.log_file("web")))
 
+    def nginx_variables(self) -> dict[str, str]:
+        env = self.env()
+        image_bytes = int(env.get("MAX_IMAGE_BYTES") or DEFAULT_MAX_IMAGE_BYTES)
+        body_bytes = env.get("MAX_REQUEST_BYTES") or str(image_bytes * 4 // 3 + 64 * 1024)
+        origins = env.get("CORS_ALLOWED_ORIGINS") or DEFAULT_CORS_ORIGINS
+        pattern = "|".join(re.escape(o.strip()) for o in origins.split(",") if o.strip())
+        return {
+            "NGINX_PORT": f"127.0.0.1:{self.web_port}",
+            "NGINX_UPSTREAM": f"127.0.0.1:{self.gunicorn_port}",
+            "NGINX_MAX_BODY_BYTES": body_bytes,
+            "NGINX_RATE": self.args.proxy_rate,
+            "NGINX_BURST": str(self.args.proxy_burst),
+            "NGINX_CORS_ORIGINS": pattern or "(?!)",
+        }
+
+    def write_nginx_config(self) -> Path:
+        """The template rendered as envsubst would, inside a main configuration that keeps the
+        pid file, temporary files and logs in the run folder."""
+        folder = self.run_dir / "nginx"
+        shutil.rmtree(folder, ignore_errors=True)
+        temp = [folder / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")]
+        for path in temp:
+            path.mkdir(parents=True)
+        variables = self.nginx_variables()
+        site = TEMPLATE_VARIABLE.sub(lambda m: variables[m[1]], NGINX_TEMPLATE.read_text())
+        (folder / "imageservice.conf").write_text(site)
+        user = ""
+        if os.geteuid() == 0:  # nginx's workers drop root: give them the temporary folders
+            nobody, nogroup = pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
+            for path in [folder, *temp]:
+                os.chown(path, nobody, nogroup)
+            user = "user nobody nogroup;"
+        main = f"""{user}
+worker_processes 1;
+pid {folder}/nginx.pid;
+error_log stderr warn;
+events {{ worker_connections 4096; }}
+http {{
+    default_type application/octet-stream;
+    access_log off;
+    client_body_temp_path {temp[0]};
+    proxy_temp_path {temp[1]};
+    fastcgi_temp_path {temp[2]};
+    uwsgi_temp_path {temp[3]};
+    scgi_temp_path {temp[4]};
+    include {folder}/imageservice.conf;
+}}
+"""
+        (folder / "nginx.conf").write_text(main)
+        return folder / "nginx.conf"
+
+    def start_proxy(self) -> None:
+        if not self.args.proxy:
+            return
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not Path(binary).exists():
+            raise RuntimeError("nginx is not installed (apt-get install nginx), or use --no-proxy")
+        config = self.write_nginx_config()
+        argv = [binary, "-e", "stderr", "-c", str(config), "-g", "daemon off;"]
+        test = subprocess.run([*argv[:-2], "-t"], capture_output=True, text=True)
+        if test.returncode != 0:
+            raise RuntimeError(f"nginx rejected its configuration:\n{test.stderr}")
+        self.launch(Child("nginx", argv, dict(os.environ), self.log_file("nginx")))
+
     def start_workers(self) -> None:
         for number, port in enumerate(self.worker_ports, start=1):
             name = f"worker-{number}"
@@ -290,6 +375,7 @@ class Stack:
         self.manage("setup_roles")
         self.manage("collectstatic", "--noinput")  # as the image does at build time
         self.start_web()
+        self.start_proxy()
         self.start_workers()
         wait_for(self.ready, "web (/readyz)", self.args.start_timeout)
         for port in self.worker_ports:
@@ -304,6 +390,8 @@ class Stack:
             "web": self.web_url,
             "readyz": f"{self.web_url}/readyz",
             "metrics": f"{self.web_url}/metrics",
+            "metrics_token": self.metrics_token,
+            "gunicorn": f"http://127.0.0.1:{self.gunicorn_port}",
             "workers": [f"http://127.0.0.1:{port}/metrics" for port in self.worker_ports],
             "s3": self.s3_endpoint,
             "bucket": self.args.bucket,
@@ -314,11 +402,11 @@ class Stack:
         }
 
     def down(self) -> None:
-        """Web first (no new uploads), then the workers (they finish what they hold and give the
-        rest back to Redis), then the S3 server."""
+        """nginx and web first (no new uploads), then the workers (they finish what they hold
+        and give the rest back to Redis), then the S3 server."""
         order = sorted(self.children, key=lambda c: {"web": 0, "s3": 2}.get(c.name, 1))
         for group in (
-            [c for c in order if c.name == "web"],
+            [c for c in order if c.name in ("nginx", "web")],
             [c for c in order if c.name.startswith("worker")],
             [c for c in order if c.name == "s3"],
         ):
@@ -364,6 +452,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--state-file", default="", help="write the URLs and pids here as JSON")
     parser.add_argument("--start-timeout", type=float, default=90)
     parser.add_argument("--shutdown-timeout", type=int, default=30, help="seconds per tier")
+    parser.add_argument(
+        "--no-proxy",
+        dest="proxy",
+        action="store_false",
+        help="gunicorn directly on --port, without nginx in front (not for production)",
+    )
+    parser.add_argument("--proxy-rate", default="50r/s", help="nginx: requests per client")
+    parser.add_argument("--proxy-burst", type=int, default=200, help="nginx: burst per client")
     return parser.parse_args(argv)
 
 

@@ -1,4 +1,5 @@
-"""Embedded mode (no BROKER_URL): Dramatiq's StubBroker with worker threads in the web process."""
+"""Embedded mode (no BROKER_URL, and EMBEDDED_WORKER=true or DEBUG): Dramatiq's StubBroker with
+worker threads in the web process."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import threading
 
 import dramatiq
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from uploads.pipeline import reconcile_images
 
@@ -16,10 +18,16 @@ _worker: dramatiq.Worker | None = None
 
 
 def start_embedded_worker() -> dramatiq.Worker | None:
-    """Start the in-process worker once; a no-op when a real broker is configured."""
+    """Start the in-process worker once; a no-op when a real broker is configured or
+    EMBEDDED_WORKER_THREADS is 0. Without a broker it must have been asked for."""
     global _worker
     if settings.BROKER_URL or settings.EMBEDDED_WORKER_THREADS == 0:
         return None
+    if not settings.EMBEDDED_WORKER:
+        raise ImproperlyConfigured(
+            "BROKER_URL is not set: set it, or EMBEDDED_WORKER=true to run the tasks inside "
+            "the web process (a development setup)"
+        )
     with _started:
         if _worker is None:
             broker = dramatiq.get_broker()

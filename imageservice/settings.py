@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -81,11 +82,23 @@ def env_choice(name: str, default: str, choices: set[str]) -> str:
 
 
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
+DEBUG = env_bool("DEBUG", False)
+# The development secret and keys `python -m infra.devsetup` wrote in VAR_DIR stand in for
+# SECRET_KEY, API_PUBLIC_KEY and PRIVATE_KEY only when DEBUG is on or this is set (`./dev run`,
+# the tests): a production process without its secrets refuses to start even if a development
+# file lies in VAR_DIR.
+ALLOW_DEV_SECRETS = DEBUG or env_bool("ALLOW_DEV_SECRETS", False)
+_DEV_DIR = VAR_DIR if ALLOW_DEV_SECRETS else None
 
 
 def _dev_secret_key() -> str:
     """The development secret `python -m infra.devsetup` wrote; settings never write."""
     path = VAR_DIR / "secret_key"
+    if _DEV_DIR is None:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set (development files are used only with DEBUG=true or "
+            "ALLOW_DEV_SECRETS=true)"
+        )
     if not path.exists():
         raise ImproperlyConfigured(
             "SECRET_KEY is not set (for a development secret run `python -m infra.devsetup`)"
@@ -95,7 +108,6 @@ def _dev_secret_key() -> str:
 
 # --- Core -------------------------------------------------------------------------------------
 SECRET_KEY = env_str("SECRET_KEY") or _dev_secret_key()
-DEBUG = env_bool("DEBUG", False)
 
 IMAGE_SERVICE_URL = env_url("IMAGE_SERVICE_URL", "http://127.0.0.1:8000")
 PINSTER_API_URL = env_url("PINSTER_API_URL", "http://127.0.0.1:3000")
@@ -112,8 +124,9 @@ CORS_PREFLIGHT_MAX_AGE = 86400
 
 # Keys: PEM text, base64 of the PEM (as the old deployment stored them), or several separated
 # by commas during a rotation (verify against any, sign with the first).
-API_PUBLIC_KEYS = load_keys("API_PUBLIC_KEY", private=False, dev_dir=VAR_DIR / "keys")
-PRIVATE_KEYS = load_keys("PRIVATE_KEY", private=True, dev_dir=VAR_DIR / "keys")
+_dev_keys = _DEV_DIR / "keys" if _DEV_DIR is not None else None
+API_PUBLIC_KEYS = load_keys("API_PUBLIC_KEY", private=False, dev_dir=_dev_keys)
+PRIVATE_KEYS = load_keys("PRIVATE_KEY", private=True, dev_dir=_dev_keys)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -125,6 +138,8 @@ INSTALLED_APPS = [
     "corsheaders",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # the API docs' Redoc bundle, served by us (no CDN)
+    "axes",  # admin login throttling and lockout
     "django_dramatiq",
     "django_prometheus",
     "uploads",
@@ -135,20 +150,24 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "infra.middleware.TrustedProxyMiddleware",
     "infra.health.ProbeMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "infra.middleware.RequestIdMiddleware",
     "infra.metrics.ApiMetricsMiddleware",
-    "infra.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "infra.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # CORS first, so that the 411 and 413 below carry the headers a browser needs to read them.
     "corsheaders.middleware.CorsMiddleware",
+    "infra.middleware.BodySizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # answers a locked-out login
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -199,9 +218,11 @@ if CACHE_URL:
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": CACHE_URL,
+            # Rate-limit counters are worth a few milliseconds: with Redis hung, an upload
+            # waits at most twice this (a read and a write), then goes on without them.
             "OPTIONS": {
-                "SOCKET_CONNECT_TIMEOUT": 2,
-                "SOCKET_TIMEOUT": 2,
+                "SOCKET_CONNECT_TIMEOUT": 0.25,
+                "SOCKET_TIMEOUT": 0.25,
                 "IGNORE_EXCEPTIONS": True,
             },
         }
@@ -316,6 +337,8 @@ MAX_CONCURRENT_UPLOADS = env_int("MAX_CONCURRENT_UPLOADS", 16, minimum=1)
 # --- Authentication of upload tokens (issued by PinsterApi) ------------------------------------
 JWT_LEEWAY_SECONDS = env_int("JWT_LEEWAY_SECONDS", 10)
 MAX_TOKEN_BYTES = env_int("MAX_TOKEN_BYTES", 4096, minimum=256)
+# `exp` minus `nbf` (else `iat`, else now) may not exceed this: PinsterApi issues 10 minutes.
+MAX_TOKEN_LIFETIME_SECONDS = env_int("MAX_TOKEN_LIFETIME_SECONDS", 3600, minimum=60)
 SIMPLE_JWT = {
     "ALGORITHM": "RS256",
     "SIGNING_KEY": None,
@@ -348,15 +371,25 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Upload images for Pinster pins and collections, and follow their processing.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "REDOC_DIST": "SIDECAR",  # the Redoc bundle from our static files, not a CDN
 }
 
 # --- Background work --------------------------------------------------------------------------
 BROKER_URL = env_str("BROKER_URL")
+# A Redis broker call gives up after this long (a hung Redis must not hold an upload: the image
+# is left to the reconciler), and after a failure sends are skipped for BROKER_BACKOFF_SECONDS.
+BROKER_TIMEOUT_SECONDS = env_float("BROKER_TIMEOUT_SECONDS", 0.5, minimum=0.05, maximum=60.0)
+BROKER_BACKOFF_SECONDS = env_float("BROKER_BACKOFF_SECONDS", 15.0, minimum=0.0, maximum=600.0)
 _broker_scheme = urlsplit(BROKER_URL).scheme
 if not BROKER_URL:
     _broker: dict[str, object] = {"BROKER": "dramatiq.brokers.stub.StubBroker", "OPTIONS": {}}
 elif _broker_scheme in {"redis", "rediss"}:
-    _broker = {"BROKER": "dramatiq.brokers.redis.RedisBroker", "OPTIONS": {"url": BROKER_URL}}
+    # redis-py reads socket timeouts from the URL's query (Dramatiq builds its pool from the URL).
+    _redis_query = dict(parse_qsl(urlsplit(BROKER_URL).query))
+    _redis_query.setdefault("socket_timeout", str(BROKER_TIMEOUT_SECONDS))
+    _redis_query.setdefault("socket_connect_timeout", str(BROKER_TIMEOUT_SECONDS))
+    _broker_url = urlunsplit(urlsplit(BROKER_URL)._replace(query=urlencode(_redis_query)))
+    _broker = {"BROKER": "dramatiq.brokers.redis.RedisBroker", "OPTIONS": {"url": _broker_url}}
 elif _broker_scheme in {"amqp", "amqps"}:
     _broker = {
         "BROKER": "dramatiq.brokers.rabbitmq.RabbitmqBroker",
@@ -382,6 +415,9 @@ _broker["MIDDLEWARE"] = [
 DRAMATIQ_BROKER = _broker
 DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
 EMBEDDED_WORKER_THREADS = env_int("EMBEDDED_WORKER_THREADS", 2, minimum=0)
+# Without BROKER_URL the web process runs the tasks itself only when asked (or in DEBUG): a
+# production web tier whose BROKER_URL was forgotten refuses to start instead.
+EMBEDDED_WORKER = env_bool("EMBEDDED_WORKER", DEBUG)
 
 # Pipeline: an image whose state has not moved for this long is re-enqueued by the reconciler.
 STALE_AFTER_SECONDS = env_int("STALE_AFTER_SECONDS", 600, minimum=5)
@@ -430,7 +466,8 @@ NOTIFY_RETRY_HOURS = env_float("NOTIFY_RETRY_HOURS", 72.0, minimum=0.0)
 # --- Operations: probes and metrics ---------------------------------------------------------
 # /readyz gives each check this long; it answers within it even when a dependency hangs.
 READINESS_TIMEOUT_SECONDS = env_float("READINESS_TIMEOUT_SECONDS", 2.0, minimum=0.1, maximum=30.0)
-METRICS_TOKEN = env_str("METRICS_TOKEN")  # when set, /metrics needs "Authorization: Bearer <it>"
+# /metrics needs "Authorization: Bearer <METRICS_TOKEN>"; without a token it is off unless DEBUG.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
 # A worker instance serves its metrics here (0: off). Its processes share counters through
 # prometheus_client's multiprocess mode, which needs PROMETHEUS_MULTIPROC_DIR from the start.
 WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0)
@@ -454,6 +491,31 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
 CSRF_TRUSTED_ORIGINS = [IMAGE_SERVICE_URL]
 X_FRAME_OPTIONS = "DENY"
+
+# --- Hardening: proxy trust, admin login lockout, Content-Security-Policy ---------------------
+# Forwarding headers (X-Forwarded-For/-Proto, X-Real-IP) are believed only from these addresses
+# or networks (the reverse proxy); from any other peer they are dropped before Django reads them.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "127.0.0.1,::1")
+# django-axes: after AXES_FAILURE_LIMIT failed admin logins for one username from one address,
+# that pair is locked out for AXES_COOLOFF_MINUTES (a 429). Counted in the database, so every
+# web process sees the same attempts; a successful login resets the count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_ONLY_ADMIN_SITE = True
+AXES_VERBOSE = False
+# The client's address: the proxy's X-Forwarded-For (set, never appended, by our nginx; dropped
+# from untrusted peers by infra.middleware.TrustedProxyMiddleware), else the peer.
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+# Content-Security-Policy on every response (the admin, the API docs): scripts only from our
+# own static files, no inline script. Styles allow inline (Redoc injects its <style> tags).
+# Images may also come from the public storage's origin (thumbnails in the console).
+CSP_EXTRA_IMG_SRC = env_list("CSP_EXTRA_IMG_SRC")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

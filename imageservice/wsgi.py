@@ -1,4 +1,5 @@
-"""WSGI entry point. In embedded mode (no BROKER_URL) it also starts the in-process worker."""
+"""WSGI entry point. In embedded mode (no BROKER_URL; EMBEDDED_WORKER=true or DEBUG) it also
+starts the in-process worker; without a broker and without either it refuses to start."""
 
 from __future__ import annotations
 

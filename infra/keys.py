@@ -1,7 +1,8 @@
 """RSA keys from the environment: PEM text or base64 of the PEM, one or several.
 
-Imported by settings, so it must not import Django models. Without the variable a development
-key pair is made under `var/keys/` (and reused), so a fresh checkout runs with no secrets set.
+Imported by settings, so it must not import Django models. Without the variable, and only when
+development secrets are allowed (DEBUG or ALLOW_DEV_SECRETS), the development key pair that
+`python -m infra.devsetup` made under `VAR_DIR/keys/` is used.
 """
 
 from __future__ import annotations
@@ -85,11 +86,17 @@ def read_dev_key(dev_dir: Path, name: str, *, private: bool) -> str | None:
     return path.read_text() if path.exists() else None
 
 
-def load_keys(name: str, *, private: bool, dev_dir: Path) -> list[str]:
+def load_keys(name: str, *, private: bool, dev_dir: Path | None) -> list[str]:
     """The keys of setting `name` (PEM or base64 of PEM, several for rotation); without it, the
-    development key in `dev_dir`. Reads only: a missing key is a configuration error."""
+    development key in `dev_dir` (None: development keys are not allowed). Reads only: a
+    missing key is a configuration error."""
     raw = os.environ.get(name, "")
     if not raw.strip():
+        if dev_dir is None:
+            raise ImproperlyConfigured(
+                f"{name} is not set (development keys are used only with DEBUG=true or "
+                "ALLOW_DEV_SECRETS=true)"
+            )
         dev_key = read_dev_key(dev_dir, name, private=private)
         if dev_key is None:
             raise ImproperlyConfigured(
@@ -109,12 +116,12 @@ def upload_token_claims(
 ) -> dict[str, object]:
     """The claims PinsterApi puts in an upload token (docs/contract.md §1): new ids unless given.
     A change of None removes that claim. For development tokens, tests and benchmarks."""
-    now = int(time.time())
+    start = int(time.time()) - 1  # a second back: the clocks of two machines differ
     claims: dict[str, object] = {
         "iss": issuer,
         "aud": audience,
-        "nbf": now - 1,
-        "exp": now + lifetime,
+        "nbf": start,
+        "exp": start + lifetime,
         "imageable_type": "Pin",
         "imageable_id": str(uuid.uuid4()),
         "user_id": str(uuid.uuid4()),

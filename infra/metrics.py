@@ -136,9 +136,11 @@ def error_code(response: HttpResponse) -> str:
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    """Prometheus exposition for this web instance. With METRICS_TOKEN set, a scraper must send
-    it as a bearer token."""
+    """Prometheus exposition for this web instance. A scraper must send METRICS_TOKEN as a
+    bearer token; without one set, metrics are served only in DEBUG."""
     token = settings.METRICS_TOKEN
+    if not token and not settings.DEBUG:
+        return HttpResponse("metrics are off: set METRICS_TOKEN\n", status=403)
     if token:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(given.encode(), token.encode()):

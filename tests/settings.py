@@ -19,6 +19,8 @@ ensure_dev_files(Path(_var))
 os.environ.update(
     {
         "VAR_DIR": _var,
+        "ALLOW_DEV_SECRETS": "true",  # the development secret and keys made above
+        "EMBEDDED_WORKER": "true",  # tests that start gunicorn without a broker
         "IMAGE_SERVICE_URL": "http://imageservice.test",
         "PINSTER_API_URL": "http://pinster.test",
         "ALLOWED_HOSTS": "testserver,imageservice.test,localhost,127.0.0.1",
@@ -67,3 +69,4 @@ WHITENOISE_USE_FINDERS = True
 LOGGING["loggers"]["werkzeug"] = {"level": "WARNING"}  # the moto server's access log
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMBEDDED_WORKER_THREADS = 0
+BROKER_BACKOFF_SECONDS = 0  # no test inherits another's broker failure (tests of it set it)

@@ -1,12 +1,14 @@
 """Upload tokens: RS256 JWTs issued by PinsterApi, verified statelessly (no user table lookup).
 
 Checks signature (RS256 only, against any of API_PUBLIC_KEY's keys during a rotation), `aud`
-(our URL), `iss` (PinsterApi's URL), `exp` and `nbf` with JWT_LEEWAY_SECONDS of leeway, and the
+(our URL), `iss` (PinsterApi's URL), `exp` and `nbf` with JWT_LEEWAY_SECONDS of leeway, a
+lifetime (`exp` minus `nbf`, else `iat`, else now) of at most MAX_TOKEN_LIFETIME_SECONDS, and the
 claims PinsterApi always puts in: `user_id`, `imageable_type`, `imageable_id`.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from functools import cache
 from typing import Any
@@ -30,11 +32,18 @@ REQUIRED_CLAIMS = ("user_id", "imageable_type", "imageable_id")
 class RotatingKeyTokenBackend(TokenBackend):
     """simplejwt's backend, accepting a signature by any of several keys (during a rotation)."""
 
-    def __init__(self, keys: tuple[str, ...], **kwargs: Any) -> None:
+    def __init__(self, keys: tuple[str, ...], max_lifetime: int, **kwargs: Any) -> None:
         super().__init__(verifying_key=keys[0], **kwargs)
         self.keys = [self._prepare_key(key) for key in keys]
+        self.max_lifetime = max_lifetime
 
     def decode(self, token: Any, verify: bool = True) -> dict[str, Any]:
+        payload = self._verified_payload(token)
+        if lifetime(payload) > self.max_lifetime:
+            raise TokenBackendError("Token is invalid: its lifetime is too long")
+        return payload
+
+    def _verified_payload(self, token: Any) -> dict[str, Any]:
         for key in self.keys:
             try:
                 return jwt.decode(
@@ -52,13 +61,29 @@ class RotatingKeyTokenBackend(TokenBackend):
                 raise TokenBackendExpiredToken("Token is expired") from exc
             except jwt.InvalidTokenError as exc:
                 raise TokenBackendError(f"Token is invalid: {exc}") from exc
+            except (OverflowError, TypeError, ValueError) as exc:  # e.g. "exp": Infinity
+                raise TokenBackendError("Token is invalid: a time claim is out of range") from exc
         raise TokenBackendError("Token is invalid: signature verification failed")
 
 
+def lifetime(payload: dict[str, Any]) -> float:
+    """Seconds from the token's start (`nbf`, else `iat`, else now) to its `exp`. PyJWT has
+    checked that these are whole numbers; `exp` is required."""
+    start = payload.get("nbf", payload.get("iat", time.time()))
+    return float(payload["exp"]) - float(start)
+
+
 @cache
-def token_backend(keys: tuple[str, ...], audience: str, issuer: str, leeway: int) -> TokenBackend:
+def token_backend(
+    keys: tuple[str, ...], audience: str, issuer: str, leeway: int, max_lifetime: int
+) -> TokenBackend:
     return RotatingKeyTokenBackend(
-        keys, algorithm="RS256", audience=audience, issuer=issuer, leeway=leeway
+        keys,
+        max_lifetime,
+        algorithm="RS256",
+        audience=audience,
+        issuer=issuer,
+        leeway=leeway,
     )
 
 
@@ -72,6 +97,7 @@ class UploadToken(Token):
             settings.IMAGE_SERVICE_URL,
             settings.PINSTER_API_URL,
             settings.JWT_LEEWAY_SECONDS,
+            settings.MAX_TOKEN_LIFETIME_SECONDS,
         )
 
     def verify(self) -> None:

@@ -151,11 +151,9 @@ def inspect_image(data: bytes, *, declared: str | None) -> ImageInfo:
             raise unprocessable("corrupt_image", "The image is damaged or incomplete.") from None
         raise unsupported(_name_of(data)) from None
     with image:
+        # A declared type that differs is not refused: browsers derive a data URL's type from
+        # the file's extension. The bytes decide; the upload event records what was declared.
         family = FORMAT_FAMILY[image.format or ""]
-        if declared is not None and declared != family:
-            raise ApiError(
-                "type_mismatch", f"The image was declared as {declared} but is {family}."
-            )
         info = _check_limits(image, family)
         _check_decodes(image, data, family)
     return info

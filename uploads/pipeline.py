@@ -10,11 +10,12 @@ in a final state after MAX_STAGE_ATTEMPTS.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from infra.broker import send_safely
@@ -45,12 +46,35 @@ def stage_for(state: str) -> Stage | None:
     return None
 
 
+# `enqueued_at` at this instant marks an image whose enqueue failed (the broker was down): the
+# reconciler takes it at its next round instead of after STALE_AFTER_SECONDS. Any time that far
+# back also reads as "long ago" to the stale query, so no other rule changes.
+ENQUEUE_FAILED = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def enqueue_for_state(image: Image) -> None:
     """After the transaction commits, hand the image to the actor working on its state."""
     stage = stage_for(image.state)
     if stage is not None:
-        image_id = str(image.pk)
-        transaction.on_commit(lambda: send_safely(actor_for(stage), image_id))
+        image_id, state = str(image.pk), image.state
+        transaction.on_commit(lambda: send_or_mark(actor_for(stage), image_id, state))
+
+
+def send_or_mark(actor: Any, image_id: str, state: str) -> bool:
+    """Send; if the broker fails, mark the image (still in `state`) for the next round."""
+    if send_safely(actor, image_id):
+        return True
+    try:
+        Image.objects.filter(pk=image_id, state=state).update(enqueued_at=ENQUEUE_FAILED)
+    except DatabaseError:
+        log.warning("could not mark image %s for the reconciler; it is found when stale", image_id)
+    return False
+
+
+def failed_enqueues() -> Any:
+    """Images in a stage's state whose last enqueue failed."""
+    states = [state for stage in STAGES for state in (stage.pending, stage.working)]
+    return Image.objects.filter(enqueued_at=ENQUEUE_FAILED, state__in=states)
 
 
 def run_stage(image_id: str, stage: Stage, lease_seconds: int, work: Any) -> None:
@@ -72,28 +96,34 @@ def run_stage(image_id: str, stage: Stage, lease_seconds: int, work: Any) -> Non
 
 
 def reconcile_images(limit: int = 500, *, quiet_for: float | None = None) -> int:
-    """Re-enqueue images whose state has not moved for `quiet_for` seconds (default
-    STALE_AFTER_SECONDS). Returns how many were enqueued. Safe to run twice."""
+    """Re-enqueue images whose last enqueue failed, and images whose state has not moved for
+    `quiet_for` seconds (default STALE_AFTER_SECONDS). Returns how many were enqueued. Safe to
+    run twice."""
     count = 0
+    failed = list(failed_enqueues().order_by("state_changed_at")[:limit])
     stale = Image.objects.stale(quiet_for=quiet_for).order_by("state_changed_at")[:limit]
-    for image in stale:
+    for image in failed + [image for image in stale if image.enqueued_at != ENQUEUE_FAILED]:
         stage = stage_for(image.state)
         if stage is None:
             continue
         now = timezone.now()
         if not Image.objects.filter(pk=image.pk, state=image.state).update(enqueued_at=now):
             continue
+        if image.enqueued_at == ENQUEUE_FAILED:
+            reason = "its last enqueue failed (broker unavailable)"
+        else:
+            reason = f"no progress since {image.state_changed_at:%Y-%m-%d %H:%M:%S}"
         record_event(
             image.pk,
             EventKind.RECONCILED,
             actor=Actor.RECONCILER,
             from_state=image.state,
             to_state=image.state,
-            reason=f"no progress since {image.state_changed_at:%Y-%m-%d %H:%M:%S}",
+            reason=reason,
         )
         token = set_request_id(image.request_id)  # the upload's request id follows the retry
         try:
-            if send_safely(actor_for(stage), str(image.pk)):
+            if send_or_mark(actor_for(stage), str(image.pk), image.state):
                 count += 1
         finally:
             reset_request_id(token)

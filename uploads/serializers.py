@@ -5,7 +5,7 @@ from __future__ import annotations
 import binascii
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -49,15 +49,18 @@ def _clean_text(value: Any, field: str, drop: re.Pattern[str], errors: dict[str,
 
 
 def _featured(value: Any, errors: dict[str, str]) -> datetime | None:
+    """An ISO 8601 timestamp with any offset Python parses (up to ±23:59), stored in UTC:
+    PostgreSQL refuses offsets beyond ±15:59, and a year 1 or 9999 may not fit in UTC."""
     if value is None or value == "":
         return None
     try:
         parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        errors["featured"] = "Featured must be an ISO 8601 timestamp with a time zone."
-    return parsed
+        if parsed is not None and parsed.tzinfo is not None:
+            return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        pass
+    errors["featured"] = "Featured must be an ISO 8601 timestamp with a time zone."
+    return None
 
 
 def _focal_point(value: Any, errors: dict[str, str]) -> tuple[float, float] | None:

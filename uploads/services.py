@@ -14,7 +14,7 @@ from infra.logging import current_request_id
 from infra.storage import read_bytes
 from uploads import pipeline
 from uploads.authentication import Uploader
-from uploads.images import inspect_image
+from uploads.images import ImageInfo, inspect_image
 from uploads.models import Actor, EventKind, Image, record_event
 from uploads.serializers import UploadPayload
 
@@ -57,13 +57,15 @@ def receive_upload(*, uploader: Uploader, payload: UploadPayload) -> tuple[Image
                 EventKind.UPLOADED,
                 to_state=image.state,
                 actor=Actor.uploader(uploader.id),
-                details={"format": info.format, "bytes": len(payload.data)},
+                details=upload_details(payload, info),
             )
             pipeline.enqueue_for_state(image)
     except IntegrityError:
         # The same bytes for the same imageable, uploaded concurrently: theirs won.
         existing = _existing(uploader, sha256)
         if existing is None:
+            if wrote:
+                _forget_original(md5)
             raise
         return existing, False
     except DatabaseError as exc:
@@ -71,7 +73,19 @@ def receive_upload(*, uploader: Uploader, payload: UploadPayload) -> tuple[Image
             _forget_original(md5)
         log.error("database unavailable during upload: %s", exc)
         raise unavailable("database_unavailable", "The service is briefly unavailable.") from None
+    except BaseException:
+        if wrote:  # whatever failed, a refused upload leaves nothing behind
+            _forget_original(md5)
+        raise
     return image, True
+
+
+def upload_details(payload: UploadPayload, info: ImageInfo) -> dict[str, object]:
+    """The upload event's details; a declared type the bytes contradict is recorded there."""
+    details: dict[str, object] = {"format": info.format, "bytes": len(payload.data)}
+    if payload.declared is not None and payload.declared != info.format:
+        details["declared_format"] = payload.declared
+    return details
 
 
 def _existing(uploader: Uploader, sha256: str) -> Image | None:

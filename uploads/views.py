@@ -9,6 +9,7 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.db import DatabaseError
+from django.db.models import Q
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -61,7 +62,7 @@ def error(description: str) -> OpenApiResponse:
 ERRORS = {
     400: error(
         "`missing_fields`, `invalid_fields`, `malformed_json`, `invalid_image`, "
-        "`invalid_data_url`, `invalid_base64`, `empty_image`, `type_mismatch`"
+        "`invalid_data_url`, `invalid_base64`, `empty_image`"
     ),
     401: error("`not_authenticated`: no Authorization header"),
     403: error("`invalid_token`: the token failed verification"),
@@ -99,6 +100,15 @@ class UploadView(APIView):
         )
 
 
+def readable_by(uploader: Uploader) -> Q:
+    """An image is readable by its uploader and by any token for its imageable: the same bytes
+    for the same imageable from another user answer with the existing image, which that user
+    must then be able to follow."""
+    return Q(user_id=uploader.id) | Q(
+        imageable_type=uploader.imageable_type, imageable_id=uploader.imageable_id
+    )
+
+
 class ImageDetailView(APIView):
     @extend_schema(
         operation_id="get_image",
@@ -106,12 +116,13 @@ class ImageDetailView(APIView):
             200: ImageSerializer,
             401: ERRORS[401],
             403: ERRORS[403],
-            404: error("`not_found`: no such image of this uploader"),
+            404: error("`not_found`: no such image of this uploader or imageable"),
         },
     )
     def get(self, request: Request, pk: str) -> Response:
+        uploader = cast(Uploader, request.user)
         try:
-            image = Image.objects.filter(pk=pk, user_id=request.user.id).first()
+            image = Image.objects.filter(readable_by(uploader), pk=pk).first()
         except DatabaseError:
             raise unavailable(
                 "database_unavailable", "The service is briefly unavailable."

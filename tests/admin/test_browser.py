@@ -4,6 +4,7 @@ live server. Screenshots of the queue and the image page are kept for people to 
 from __future__ import annotations
 
 import shutil
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -51,9 +52,13 @@ def chromium(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 def images_loaded(page: Any, selector: str) -> list[int]:
     """naturalWidth of every matching <img> once it has finished loading (0: broken)."""
-    page.wait_for_function(
-        f"[...document.querySelectorAll({selector!r})].every(img => img.complete)"
-    )
+    # Polled from Python, not page.wait_for_function: that evaluates a string in the page,
+    # which the admin's Content-Security-Policy (no 'unsafe-eval') forbids.
+    script = "sel => [...document.querySelectorAll(sel)].every(img => img.complete)"
+    deadline = time.monotonic() + 30
+    while not page.evaluate(script, selector):
+        assert time.monotonic() < deadline, f"images {selector} did not load"
+        page.wait_for_timeout(100)
     return page.eval_on_selector_all(selector, "imgs => imgs.map(img => img.naturalWidth)")
 
 

@@ -5,6 +5,7 @@ memory; whatever is accepted ends in a final state (published, or failed with a 
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -15,10 +16,12 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from PIL import Image as PILImage
+from rest_framework.test import APIClient
 
 from infra.devsetup import ensure_dev_files
 from infra.errors import ApiError
 from tests.faults.helpers import run_pipeline
+from tests.hostile import tokens
 from tests.hostile.files import encode
 from uploads.images import inspect_image
 from uploads.models import Image
@@ -206,7 +209,201 @@ def test_a_fresh_process_accepts_every_allowed_format_first():
             input=encode(PILImage.new("RGB", (32, 32), "navy"), "JPEG"),
             capture_output=True,
             cwd=repo_root(),
-            env={"PATH": "/usr/bin:/bin", "VAR_DIR": var, "LOG_LEVEL": "ERROR"},
+            env={
+                "PATH": "/usr/bin:/bin",
+                "VAR_DIR": var,
+                "ALLOW_DEV_SECRETS": "true",
+                "LOG_LEVEL": "ERROR",
+            },
             timeout=60,
         )
     assert done.stdout.decode().split() == ["JPEG", "GIF", "JPEG", "WEBP"], done.stderr[-2000:]
+
+
+# --- Every field and header a client controls: never a 5xx ---------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+offsets = st.integers(-(24 * 60 - 1), 24 * 60 - 1).map(
+    lambda minutes: f"{'+' if minutes >= 0 else '-'}{abs(minutes) // 60:02}:{abs(minutes) % 60:02}"
+)
+featured_values = st.one_of(
+    json_values,
+    st.tuples(st.datetimes(), offsets).map(lambda p: p[0].isoformat() + p[1]),
+    st.sampled_from(["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59", "2024-05-16"]),
+)
+content_types = st.sampled_from(
+    [
+        "image/jpeg",
+        "image/png",
+        "image/gif",
+        "image/webp",
+        "image/heic",
+        "image/avif",
+        "application/octet-stream",
+        "text/html",
+        "IMAGE/JPEG",
+        "image/jpeg;charset=x",
+        "",
+    ]
+) | st.text(max_size=30)
+image_values = st.one_of(
+    json_values,
+    st.tuples(content_types, st.sampled_from(sorted(seeds()))).map(
+        lambda p: f"data:{p[0]};base64,{base64.b64encode(seeds()[p[1]]).decode()}"
+    ),
+    st.sampled_from(sorted(seeds())).map(lambda name: base64.b64encode(seeds()[name]).decode()),
+)
+# Header values as a WSGI server passes them: latin-1 text.
+header_text = st.text(st.characters(min_codepoint=32, max_codepoint=0xFF), max_size=80)
+headers = st.fixed_dictionaries(
+    {},
+    optional={
+        "HTTP_ORIGIN": st.sampled_from(["http://localhost:3000", "null"]) | header_text,
+        "HTTP_X_REQUEST_ID": header_text,
+        "HTTP_ACCEPT": header_text,
+        "HTTP_ACCEPT_ENCODING": header_text,
+        "HTTP_TRANSFER_ENCODING": st.sampled_from(["chunked", "gzip"]) | header_text,
+        "HTTP_X_FORWARDED_FOR": header_text,
+        "HTTP_X_FORWARDED_PROTO": st.sampled_from(["https", "http"]) | header_text,
+        "HTTP_HOST": st.sampled_from(["imageservice.test", "evil.example"]) | header_text,
+    },
+)
+authorizations = st.one_of(
+    st.just("valid"),
+    st.just("valid"),
+    header_text,
+    header_text.map(lambda text: f"Bearer {text}"),
+)
+request_content_types = (
+    st.sampled_from(
+        [
+            "application/json",
+            "application/json; charset=latin-1",
+            "multipart/form-data",
+            "multipart/form-data; boundary=x",
+            "text/plain",
+            "application/x-www-form-urlencoded",
+        ]
+    )
+    | header_text
+)
+
+
+def answered_cleanly(response: Any) -> None:
+    assert response.status_code < 500, (response.status_code, response.content[:500])
+    if response.status_code >= 400:
+        assert response["Content-Type"] == "application/json", response.content[:200]
+        assert "code" in response.json()
+
+
+@bounded(150)
+@given(
+    image=image_values,
+    fields=st.dictionaries(
+        st.sampled_from(["name", "description", "featured", "extra"]), json_values, max_size=4
+    ),
+    featured=featured_values,
+    authorization=authorizations,
+    extra=headers,
+    path=st.sampled_from(["/", "/api/v1/images/", "/api/v1/images"]),
+)
+def test_no_json_upload_answers_a_5xx(
+    django_capture_on_commit_callbacks, broker, image, fields, featured, authorization, extra, path
+):
+    body = {"data": {"image": image, **fields, "featured": featured}}
+    response = _send(
+        django_capture_on_commit_callbacks,
+        path,
+        json.dumps(body),
+        "application/json",
+        authorization,
+        extra,
+    )
+    answered_cleanly(response)
+
+
+@bounded(80)
+@given(
+    body=st.binary(max_size=300) | json_values.map(lambda v: json.dumps(v).encode()),
+    content_type=request_content_types,
+    authorization=authorizations,
+    extra=headers,
+)
+def test_no_raw_body_with_any_content_type_answers_a_5xx(
+    django_capture_on_commit_callbacks, broker, body, content_type, authorization, extra
+):
+    response = _send(
+        django_capture_on_commit_callbacks, "/", body, content_type, authorization, extra
+    )
+    answered_cleanly(response)
+
+
+@bounded(60)
+@given(
+    seed=st.sampled_from(sorted(seeds())),
+    part_type=content_types,
+    filename=header_text,
+    fields=st.dictionaries(
+        st.sampled_from(["name", "description", "featured"]), header_text, max_size=3
+    ),
+    extra=headers,
+)
+def test_no_multipart_upload_answers_a_5xx(
+    django_capture_on_commit_callbacks, broker, seed, part_type, filename, fields, extra
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
+
+    part = SimpleUploadedFile(filename or "x", seeds()[seed], content_type=part_type or None)
+    body = encode_multipart(BOUNDARY, {"image": part, **fields})
+    response = _send(
+        django_capture_on_commit_callbacks,
+        "/",
+        body,
+        MULTIPART_CONTENT,
+        "valid",
+        extra,
+    )
+    answered_cleanly(response)
+
+
+@bounded(80)
+@given(
+    image_id=st.uuids().map(str) | header_text.filter(lambda t: "/" not in t and "?" not in t),
+    authorization=authorizations,
+    extra=headers,
+)
+def test_no_status_request_answers_a_5xx(image_id, authorization, extra):
+    from urllib.parse import quote
+
+    client = APIClient()
+    auth = _authorization(authorization)
+    response = client.get(f"/api/v1/images/{quote(image_id)}", **auth, **extra)
+    assert response.status_code < 500, (response.status_code, response.content[:500])
+
+
+def _authorization(authorization: str) -> dict[str, str]:
+    if authorization == "valid":
+        return {"HTTP_AUTHORIZATION": f"Bearer {tokens.sign()}"}
+    return {"HTTP_AUTHORIZATION": authorization}
+
+
+def _send(
+    capture: Any, path: str, body: Any, content_type: str, authorization: str, extra: Any
+) -> Any:
+    client = APIClient()
+    with capture(execute=True):
+        return client.generic(
+            "POST",
+            path,
+            body,
+            content_type=content_type,
+            **_authorization(authorization),
+            **extra,
+        )

@@ -44,6 +44,7 @@ def server() -> Iterator[int]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "VAR_DIR": var,
+        "ALLOW_DEV_SECRETS": "true",
         "DATABASE_URL": f"sqlite:///{var}/db.sqlite3",
         "API_PUBLIC_KEY": base64.b64encode(public_key).decode(),
         "IMAGE_SERVICE_URL": settings.IMAGE_SERVICE_URL,

@@ -31,7 +31,16 @@ def sometimes_fails(should_fail: bool) -> None:
         raise RuntimeError("asked to fail")
 
 
+SCRAPE_TOKEN = "scrape-secret"
+
+
+@pytest.fixture(autouse=True)
+def scrape_token(settings: Any) -> None:
+    settings.METRICS_TOKEN = SCRAPE_TOKEN
+
+
 def scrape(client: Client, **headers: Any) -> str:
+    headers.setdefault("HTTP_AUTHORIZATION", f"Bearer {SCRAPE_TOKEN}")
     response = client.get("/metrics", **headers)
     assert response.status_code == 200, response.content[:200]
     assert response["Content-Type"].startswith("text/plain")
@@ -252,12 +261,18 @@ def test_an_unreachable_broker_leaves_the_database_gauges(client: Client) -> Non
     assert "imageservice_review_queue_length" in text
 
 
-def test_the_metrics_token_guards_the_scrape_when_set(client: Client) -> None:
-    with override_settings(METRICS_TOKEN="scrape-secret"):
-        assert client.get("/metrics").status_code == 401
-        assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
-        text = scrape(client, HTTP_AUTHORIZATION="Bearer scrape-secret")
+def test_the_metrics_token_guards_the_scrape(client: Client) -> None:
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    text = scrape(client, HTTP_AUTHORIZATION="Bearer scrape-secret")
     assert "imageservice_metrics_source_up" in text
+
+
+def test_without_a_token_metrics_are_off_unless_debug(client: Client) -> None:
+    with override_settings(METRICS_TOKEN=""):
+        assert client.get("/metrics").status_code == 403
+        with override_settings(DEBUG=True):
+            assert client.get("/metrics").status_code == 200
 
 
 def test_the_scrape_is_answered_for_any_host(client: Client) -> None:

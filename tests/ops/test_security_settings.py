@@ -3,6 +3,7 @@ in a fresh process with only the variables an operator would set."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -33,8 +34,13 @@ print(json.dumps({
 
 
 def production_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
-    ensure_dev_files(tmp_path / "var")  # the keys; SECRET_KEY is given below
+    """What an operator sets: the secret and both keys (made here as development files, then
+    given through the environment as production gives them)."""
+    keys = tmp_path / "var" / "keys"
+    ensure_dev_files(tmp_path / "var")
     env = {
+        "API_PUBLIC_KEY": base64.b64encode((keys / "pinster_public.pem").read_bytes()).decode(),
+        "PRIVATE_KEY": base64.b64encode((keys / "service_private.pem").read_bytes()).decode(),
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),
         "DJANGO_SETTINGS_MODULE": "imageservice.settings",
@@ -48,8 +54,8 @@ def production_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     return env
 
 
-def boot(env: dict[str, str]) -> dict[str, Any]:
-    done = subprocess.run(
+def run_settings(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-c", PRINT_SETTINGS],
         cwd=repo_root(),
         env=env,
@@ -57,8 +63,36 @@ def boot(env: dict[str, str]) -> dict[str, Any]:
         text=True,
         timeout=60,
     )
+
+
+def boot(env: dict[str, str]) -> dict[str, Any]:
+    done = run_settings(env)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "API_PUBLIC_KEY", "PRIVATE_KEY"])
+def test_production_refuses_to_start_without_a_secret_though_a_development_one_exists(
+    tmp_path: Path, missing: str
+) -> None:
+    env = production_env(tmp_path)
+    del env[missing]
+
+    done = run_settings(env)
+
+    assert done.returncode != 0
+    assert f"{missing} is not set" in done.stderr
+
+
+@pytest.mark.parametrize("flag", ["DEBUG", "ALLOW_DEV_SECRETS"])
+def test_the_development_files_stand_in_with_debug_or_when_allowed(
+    tmp_path: Path, flag: str
+) -> None:
+    env = production_env(tmp_path, **{flag: "true"})
+    for name in ("SECRET_KEY", "API_PUBLIC_KEY", "PRIVATE_KEY"):
+        del env[name]
+
+    assert boot(env)["DEBUG"] is (flag == "DEBUG")
 
 
 def test_behind_tls_cookies_are_secure_hsts_is_on_and_debug_is_off(tmp_path: Path) -> None:
@@ -116,3 +150,37 @@ def test_responses_carry_nosniff_and_deny_framing(client: Client) -> None:
         response = client.get(path)
         assert response["X-Content-Type-Options"] == "nosniff", path
     assert client.get("/api/v1/images/")["X-Frame-Options"] == "DENY"
+
+
+WSGI_START = "import imageservice.wsgi; print('started')"
+
+
+def start_wsgi(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", WSGI_START],
+        cwd=repo_root(),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_without_a_broker_the_web_process_refuses_to_start_its_own_worker(tmp_path: Path) -> None:
+    env = production_env(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3")
+
+    done = start_wsgi(env)
+
+    assert done.returncode != 0
+    assert "BROKER_URL is not set" in done.stderr
+
+
+def test_without_a_broker_the_embedded_worker_starts_when_asked(tmp_path: Path) -> None:
+    env = production_env(
+        tmp_path, DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3", EMBEDDED_WORKER="true"
+    )
+
+    done = start_wsgi(env)
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "started" in done.stdout

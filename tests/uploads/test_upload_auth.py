@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 
 from infra.keys import generate_key_pair
+from tests.conftest import pinster_private_key
 from tests.uploads.conftest import data_url
 
 pytestmark = pytest.mark.django_db
@@ -152,3 +153,67 @@ def test_the_upload_token_is_never_echoed_back(send, make_token):
     response = send(token)
     assert token not in response.content.decode()
     assert jwt.get_unverified_header(token)["alg"] == "RS256"
+
+
+def test_a_token_valid_for_the_longest_lifetime_allowed_is_accepted(send, make_token, settings):
+    now = int(time.time())
+    lifetime = settings.MAX_TOKEN_LIFETIME_SECONDS
+    assert send(make_token(nbf=now - 1, exp=now - 1 + lifetime)).status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("case", "claims"),
+    [
+        ("exp ten to the eighteenth", lambda now: {"exp": 10**18}),
+        ("a hundred years", lambda now: {"exp": now + 100 * 365 * 86400}),
+        ("an hour and a minute from nbf", lambda now: {"nbf": now - 60, "exp": now + 3601}),
+        ("two hours from iat", lambda now: {"nbf": None, "iat": now, "exp": now + 7200}),
+        ("two hours from now", lambda now: {"nbf": None, "exp": now + 7200}),
+    ],
+)
+def test_a_token_living_longer_than_the_cap_is_a_403(
+    send, make_token, case, claims, assert_nothing_left
+):
+    response = send(make_token(**claims(int(time.time()))))
+
+    assert response.status_code == 403, response.content
+    assert response.json()["code"] == "invalid_token"
+    assert_nothing_left()
+
+
+def test_a_signed_token_with_an_infinite_exp_is_a_403(send, assert_nothing_left):
+    """JSON has no Infinity, but Python's json module reads it: a signature over it verifies."""
+    header = _b64({"alg": "RS256", "typ": "JWT"})
+    now = int(time.time())
+    claims = {
+        "iss": settings.PINSTER_API_URL,
+        "aud": settings.IMAGE_SERVICE_URL,
+        "nbf": now,
+        "imageable_type": "Pin",
+        "imageable_id": "x",
+        "user_id": "u",
+    }
+    body = json.dumps(claims)[:-1] + ', "exp": Infinity}'
+    payload = base64.urlsafe_b64encode(body.encode()).rstrip(b"=").decode()
+    signing_input = f"{header}.{payload}".encode()
+    rs256 = jwt.algorithms.RSAAlgorithm(jwt.algorithms.RSAAlgorithm.SHA256)
+    signature = rs256.sign(signing_input, rs256.prepare_key(pinster_private_key()))
+    token = f"{header}.{payload}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+
+    response = send(token)
+
+    assert response.status_code == 403, response.content
+    assert_nothing_left()
+
+
+def test_the_development_token_fits_the_lifetime_cap_and_a_longer_one_is_refused(send):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    out = StringIO()
+    call_command("sign_upload_token", minutes=60, stdout=out)
+    assert send(out.getvalue().strip()).status_code == 202
+
+    with pytest.raises(CommandError, match="MAX_TOKEN_LIFETIME_SECONDS"):
+        call_command("sign_upload_token", minutes=61, stdout=StringIO())

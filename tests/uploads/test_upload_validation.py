@@ -87,15 +87,24 @@ def test_a_data_url_of_a_non_image_type_is_a_415(post, jpeg, assert_nothing_left
     )
 
 
-def test_a_png_declared_as_jpeg_is_refused(post, assert_nothing_left):
+def test_a_png_declared_as_jpeg_is_accepted_as_a_png_and_the_declared_type_recorded(post):
+    """Browsers derive a data URL's type from the file's extension: the bytes decide."""
     png = photo(200, 200, fmt="PNG")
-    refused(
-        post,
-        {"data": {"image": data_url(png, "image/jpeg")}},
-        400,
-        "type_mismatch",
-        assert_nothing_left,
-    )
+
+    response = post({"data": {"image": data_url(png, "image/jpeg")}})
+
+    assert response.status_code == 202, response.content
+    image = Image.objects.get(pk=response.json()["id"])
+    assert image.format == "PNG"
+    uploaded = image.events.get(kind="uploaded")
+    assert uploaded.details["declared_format"] == "JPEG"
+
+
+def test_a_matching_declared_type_records_no_declared_format(post, jpeg):
+    response = post({"data": {"image": data_url(jpeg, "image/jpeg")}})
+
+    uploaded = Image.objects.get(pk=response.json()["id"]).events.get(kind="uploaded")
+    assert "declared_format" not in uploaded.details
 
 
 @override_settings(MAX_IMAGE_BYTES=50_000)

@@ -68,7 +68,9 @@ class Command(BaseCommand):
         from io import StringIO
 
         out = StringIO()
-        call_command("sign_upload_token", minutes=24 * 60, stdout=out)
+        call_command(
+            "sign_upload_token", minutes=settings.MAX_TOKEN_LIFETIME_SECONDS // 60, stdout=out
+        )
         token = out.getvalue().strip()
         url = settings.IMAGE_SERVICE_URL
         lines = [
@@ -79,7 +81,9 @@ class Command(BaseCommand):
             + (f"  (login: {login[0]} / {login[1]})" if login else ""),
             f"  Broker:     {settings.BROKER_URL or 'embedded (in-process worker threads)'}",
             "",
-            "Upload a photo (the token below is a development token valid for 24 hours):",
+            "Upload a photo (the token below is a development token valid for "
+            f"{settings.MAX_TOKEN_LIFETIME_SECONDS // 60} minutes: "
+            "`./dev manage sign_upload_token` signs another):",
             f"  TOKEN={token}",
             '  (printf \'{"data": {"image": "data:image/jpeg;base64,\'; base64 -w0 photo.jpg;'
             " printf '\"}}') |",

@@ -27,6 +27,11 @@ class Command(BaseCommand):
         key_path = options["key"] or Path(settings.VAR_DIR) / "keys" / "pinster_private.pem"
         if not key_path.exists():
             raise CommandError(f"no private key at {key_path}; pass --key")
+        if 60 * options["minutes"] > settings.MAX_TOKEN_LIFETIME_SECONDS:
+            raise CommandError(
+                f"--minutes {options['minutes']} is longer than MAX_TOKEN_LIFETIME_SECONDS "
+                f"({settings.MAX_TOKEN_LIFETIME_SECONDS} s): the service would refuse the token"
+            )
         given = {
             name: options[name]
             for name in ("imageable_type", "imageable_id", "user_id")
