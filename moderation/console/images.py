@@ -18,7 +18,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.formats import date_format
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
@@ -33,6 +33,7 @@ from moderation.console.views import (
 )
 from moderation.models import BlockedImage, ModerationResult
 from notifications.admin import NotificationInline
+from publishing.services import public_storage
 from uploads.models import Image, ImageEvent, State
 
 TIMELINE_LIMIT = 200
@@ -56,6 +57,7 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
         filters.LabelFilter,
         filters.BackendFilter,
         ("created_at", admin.DateFieldListFilter),
+        filters.ImageUploaderFilter,
     )
     search_fields = ("md5", "sha256", "user_id", "imageable_id")  # see get_search_results
     search_help_text = "Exact md5, sha256, image id, uploader id or imageable id."
@@ -79,12 +81,12 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
                     "decider",
                     "decision_reason",
                     "published_at",
-                    "renditions",
+                    "rendition_links",
                 )
             },
         ),
     )
-    readonly_fields = ("uploader", "imageable", "dimensions", "decider")
+    readonly_fields = ("uploader", "imageable", "dimensions", "decider", "rendition_links")
     inlines = (NotificationInline,)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Image]:
@@ -92,7 +94,7 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
         return (
             super()
             .get_queryset(request)
-            .select_related("decided_by")
+            .select_related("decided_by", "review_claim__moderator")
             .prefetch_related(Prefetch("moderation_results", queryset=results))
         )
 
@@ -132,13 +134,16 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
             '<a href="{}?{}">{}</a>',
             url,
             urlencode({"show": "all", "user_id": image.user_id}),
-            image.user_id,
+            views.ident(image.user_id),
         )
 
     @admin.display(description="Imageable")
     def imageable(self, image: Image) -> str:
         return format_html(
-            '{}<br><small class="ident">{}</small>', image.imageable_type, image.imageable_id
+            '{}<br><small class="ident" title="{}">{}</small>',
+            image.imageable_type,
+            image.imageable_id,
+            image.imageable_id,
         )
 
     @admin.display(description="Uploaded", ordering="created_at")
@@ -158,7 +163,13 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
     def waiting(self, image: Image) -> str:
         if image.state != State.IN_REVIEW:
             return "-"
-        return views.short_duration(timezone.now() - image.state_changed_at)
+        waited = views.short_duration(timezone.now() - image.state_changed_at)
+        claim = getattr(image, "review_claim", None)
+        if claim is None or claim.until <= timezone.now():
+            return waited
+        return format_html(
+            '{}<br><small class="held-by">open for {}</small>', waited, claim.moderator
+        )
 
     @admin.display(description="State", ordering="state")
     def state_and_decider(self, image: Image) -> str:
@@ -166,6 +177,18 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
             return image.get_state_display()
         return format_html(
             "{}<br><small>by {}</small>", image.get_state_display(), image.decided_by
+        )
+
+    @admin.display(description="Renditions")
+    def rendition_links(self, image: Image) -> str:
+        if not image.renditions:
+            return "-"
+        public = public_storage()
+        return format_html(
+            '<ul class="renditions">{}</ul>',
+            format_html_join(
+                "", '<li><a href="{}">{}</a></li>', ((public.url(k), k) for k in image.renditions)
+            ),
         )
 
     @admin.display(description="Decided by")
@@ -294,14 +317,14 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
             BlockedImage.objects.add_from_image(
                 image, reason=f"blocked by {request.user.get_username()}", added_by=request.user
             )
-        self.message_user(request, f"{len(images)} image(s) on the blocklist.")
+        self.message_user(request, f"{views.plural_images(len(images))} on the blocklist.")
 
 
 @admin.register(ImageEvent)
 class ImageEventAdmin(ReadOnly, admin.ModelAdmin):
     """The audit history: per image, per uploader, per moderator, by date and kind."""
 
-    list_display = ("at", "image_column", "uploader", "kind", "change", "actor_column", "why")
+    list_display = ("when", "image_column", "uploader", "kind", "change", "actor_column", "why")
     list_filter = (
         "kind",
         ("at", admin.DateFieldListFilter),
@@ -335,16 +358,26 @@ class ImageEventAdmin(ReadOnly, admin.ModelAdmin):
     def image_column(self, event: ImageEvent) -> str:
         history = f"{reverse('admin:uploads_imageevent_changelist')}?image={event.image_id}"
         return format_html(
-            '{} <a href="{}" title="this image\'s timeline">⏱</a>',
+            '{}<br><a href="{}" class="timeline-of">timeline</a>',
             views.image_link(event.image),
             history,
+        )
+
+    @admin.display(description="When", ordering="at")
+    def when(self, event: ImageEvent) -> str:
+        at = timezone.localtime(event.at)
+        return format_html(
+            "{}<br><small>{}</small>",
+            date_format(at, "DATE_FORMAT"),
+            date_format(at, "TIME_FORMAT"),
         )
 
     @admin.display(description="Uploader", ordering="image__user_id")
     def uploader(self, event: ImageEvent) -> str:
         user_id = event.image.user_id
         url = reverse("admin:uploads_imageevent_changelist")
-        return format_html('<a href="{}?{}">{}</a>', url, urlencode({"uploader": user_id}), user_id)
+        query = urlencode({"uploader": user_id})
+        return format_html('<a href="{}?{}">{}</a>', url, query, views.ident(user_id))
 
     @admin.display(description="Change")
     def change(self, event: ImageEvent) -> str:

@@ -52,7 +52,10 @@ def test_a_queue_row_shows_preview_uploader_imageable_waiting_time_and_labels(
     (row,) = rows(client_for(moderator).get("/admin/uploads/image/").content.decode())
     assert f"/admin/uploads/image/{image.pk}/preview/?size=thumb" in row
     assert image.user_id in row
-    assert f'Pin<br><small class="ident">{image.imageable_id}</small>' in row
+    assert (
+        f'Pin<br><small class="ident" title="{image.imageable_id}">{image.imageable_id}</small>'
+        in row
+    )
     assert "2h 5m" in row
     assert "Suggestive <b>91.3%</b>" in row
     assert "Revealing Clothes <b>80.0%</b>" in row
