@@ -67,7 +67,7 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
     fieldsets = (
         (
             "Upload",
-            {"fields": ("id", "created_at", "uploader", "imageable", "name", "description")},
+            {"fields": ("id", "uploaded", "uploader", "imageable", "name", "description")},
         ),
         ("File", {"fields": ("md5", "sha256", "content_type", "dimensions", "byte_size")}),
         (
@@ -86,7 +86,14 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
             },
         ),
     )
-    readonly_fields = ("uploader", "imageable", "dimensions", "decider", "rendition_links")
+    readonly_fields = (
+        "uploaded",
+        "uploader",
+        "imageable",
+        "dimensions",
+        "decider",
+        "rendition_links",
+    )
     inlines = (NotificationInline,)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Image]:

@@ -37,6 +37,9 @@ class ConsoleSite(admin.AdminSite):
     site_header = "ImageService moderation"
     site_title = "ImageService admin"
     index_title = "Moderation and operations"
+    site_url = None  # the service has no web site of its own to link to
+    # The breadcrumbs and the index lead everywhere; the sidebar's 300 px go to the lists.
+    enable_nav_sidebar = False
 
     def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
         admin_class = admin_class or admin.ModelAdmin

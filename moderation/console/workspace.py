@@ -132,8 +132,10 @@ def item_context(image: Image, *, user: Any, preferences: ReviewerPreference) ->
     }
 
 
-def queue_numbers() -> dict[str, Any]:
-    queue = Image.objects.awaiting_review()
+def queue_numbers(*, deciding: list[uuid.UUID] | None = None) -> dict[str, Any]:
+    """The queue's size and oldest age, without the images the asking moderator has just
+    decided (the workspace applies a decision once its undo window closes)."""
+    queue = Image.objects.awaiting_review().exclude(pk__in=deciding or [])
     oldest = queue.values_list("state_changed_at", flat=True).first()
     return {
         "size": queue.count(),
@@ -175,7 +177,8 @@ def next_view(request: HttpRequest) -> JsonResponse:
         image = claims.claim_next(request.user, exclude=exclude)
     else:
         image = claims.available(request.user, exclude=exclude).first()
-    body: dict[str, Any] = {"queue": queue_numbers(), "item": None}
+    deciding = parse_ids(request.POST.getlist("deciding"))
+    body: dict[str, Any] = {"queue": queue_numbers(deciding=deciding), "item": None}
     if image is not None:
         preferences = preferences_of(request.user)
         context = item_context(image, user=request.user, preferences=preferences)

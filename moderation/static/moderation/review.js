@@ -9,6 +9,7 @@
   const config = root.dataset;
   const canDecide = config.canDecide === "1";
   const undoMs = Number(config.undoSeconds) * 1000;
+  const AHEAD = 2; // images loaded behind the one on screen
   const renewMs = Math.max(5, Math.min(60, Number(config.claimSeconds) / 3)) * 1000;
   const csrf = root.querySelector("input[name=csrfmiddlewaretoken]").value;
   const $ = (id) => document.getElementById(id);
@@ -23,6 +24,7 @@
     skipped: [],
     pending: null, // the last decision, not sent until the undo window closes
     inflight: 0,
+    deciding: new Set(), // decided here, not yet applied: no longer counted in the queue
     done: 0,
     queueSize: 0,
     empty: false,
@@ -61,7 +63,7 @@
 
   function held() {
     const ids = state.items.map((item) => item.id);
-    if (state.pending) ids.push(state.pending.item.id);
+    state.deciding.forEach((id) => ids.push(id)); // the last decision, and those being sent
     return ids.concat(state.skipped);
   }
 
@@ -87,14 +89,18 @@
 
   function fetchNext() {
     if (state.fetching) return state.fetching;
-    const exclude = held().map((id) => ["exclude", id]);
-    state.fetching = post(config.nextUrl, exclude)
+    const pairs = held().map((id) => ["exclude", id]);
+    const sentDeciding = new Set(state.deciding);
+    sentDeciding.forEach((id) => pairs.push(["deciding", id]));
+    state.fetching = post(config.nextUrl, pairs)
       .then((response) => {
         if (!response.ok) throw new Error("the server answered " + response.status);
         return response.json();
       })
       .then((body) => {
-        updateQueue(body.queue);
+        // Decisions made while the request was under way are not in its count yet.
+        const since = Array.from(state.deciding).filter((id) => !sentDeciding.has(id));
+        updateQueue({ size: body.queue.size - since.length, oldest: body.queue.oldest });
         if (!body.item) {
           state.empty = true;
           return null;
@@ -119,7 +125,7 @@
   }
 
   function fillPreload() {
-    if (state.items.length >= 2 || state.empty) return;
+    if (state.items.length > AHEAD || state.empty) return;
     fetchNext().then((item) => {
       if (!current.firstElementChild) {
         if (item) show();
@@ -131,6 +137,7 @@
 
   function position() {
     const total = state.done + Math.max(state.queueSize, state.items.length);
+    $("review-queue-size").textContent = String(Math.max(state.queueSize, 0));
     $("review-position").textContent = state.items.length
       ? state.done + 1 + " of " + total + " ·"
       : "";
@@ -177,6 +184,7 @@
     if (state.pending === decision) state.pending = null;
     state.inflight += 1;
     settle();
+    const id = decision.item.id;
     post(decideUrl(decision.item.id), decision.fields)
       .then((response) =>
         response
@@ -189,6 +197,7 @@
       .catch((error) => say("The decision was not sent: " + error.message, "error"))
       .finally(() => {
         state.inflight -= 1;
+        state.deciding.delete(id);
         settle();
       });
   }
@@ -201,7 +210,9 @@
     const decision = { item: item, fields: fields, sent: false };
     decision.timer = setTimeout(() => send(decision), undoMs);
     state.pending = decision;
+    state.deciding.add(item.id);
     state.done += 1;
+    state.queueSize -= 1;
     item.element.remove();
     say(label + " " + item.md5.slice(0, 8) + "… · u to undo", "done");
     settle();
@@ -216,7 +227,9 @@
     }
     clearTimeout(decision.timer);
     state.pending = null;
+    state.deciding.delete(decision.item.id);
     state.done -= 1;
+    state.queueSize += 1;
     state.items.unshift(decision.item);
     preload.appendChild(decision.item.element);
     say("Undone: " + decision.item.md5.slice(0, 8) + "… is back.", "done");
