@@ -14,8 +14,8 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 
-from moderation.models import BlockedImage, ModerationResult, ReviewClaim
 from moderation.console.workspace import STANDARD_REASONS
+from moderation.models import BlockedImage, ModerationResult, ReviewClaim
 from notifications.models import Notification
 from tests.admin.conftest import create_image
 from tests.photos import photo
