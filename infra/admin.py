@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.admin import SimpleListFilter
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import BadRequest, ValidationError
-from django.db import models
+from django.db import DataError, models
 from django.http import HttpRequest
 
 # What the stock list filters and the date hierarchy put in the query string.
@@ -60,5 +60,5 @@ class DeclaredLookupsOnly:
     def get_changelist_instance(self, request: HttpRequest) -> Any:
         try:
             return super().get_changelist_instance(request)  # type: ignore[misc]
-        except (IncorrectLookupParameters, ValidationError, ValueError) as exc:
+        except (IncorrectLookupParameters, ValidationError, ValueError, DataError) as exc:
             raise BadRequest(f"This list cannot be shown with these parameters: {exc}") from exc

@@ -64,6 +64,9 @@ class ConsoleSite(admin.AdminSite):
         @functools.wraps(view)
         def refusals_as_pages(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
             try:
+                if any("\x00" in k + "".join(v) for k, v in request.GET.lists()):
+                    # No database stores it, and PostgreSQL refuses it in a query.
+                    raise BadRequest("A NUL character in the query string.")
                 return view(request, *args, **kwargs)
             except tuple(kind for kind, _, _ in REFUSALS) as exc:
                 status, title = next((s, t) for k, s, t in REFUSALS if isinstance(exc, k))
