@@ -116,7 +116,7 @@ def test_a_lookup_the_list_does_not_declare_is_a_bad_request_page(
 def test_the_declared_filters_and_the_admins_own_links_still_work(
     moderator: User, some_images: list[Image]
 ) -> None:
-    waiting, published = some_images
+    waiting = some_images[0]
     client = client_for(moderator)
     for url in (
         f"/admin/uploads/image/?show=all&user_id={waiting.user_id}",
