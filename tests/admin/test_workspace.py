@@ -201,3 +201,17 @@ def test_flagged_previews_are_blurred_unless_the_moderator_chose_otherwise(
 def test_a_preview_below_the_threshold_is_not_blurred(moderator: User, make_image: Any) -> None:
     make_image(labels=[{"name": "Suggestive", "parent": "", "confidence": 60.0}])
     assert "is-blurred" not in client_for(moderator).post(NEXT).json()["item"]["html"]
+
+
+def test_the_queue_list_shows_who_has_an_image_open(
+    moderator: User, second_moderator: User, make_image: Any
+) -> None:
+    held, free = make_image(waited=timedelta(hours=1)), make_image()
+    client_for(second_moderator).post(NEXT)
+    page = client_for(moderator).get("/admin/uploads/image/").content.decode()
+    assert page.count("open for noor") == 1
+    ReviewClaim.objects.filter(image=held).update(until="2000-01-01T00:00:00Z")
+    assert (
+        "open for noor" not in client_for(moderator).get("/admin/uploads/image/").content.decode()
+    )
+    assert free.state == State.IN_REVIEW
