@@ -24,7 +24,7 @@ from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
 from infra.admin import ReadOnly
-from moderation.console import filters, views
+from moderation.console import claims, filters, views
 from moderation.console.views import (
     REJECT_REASONS,
     TAKE_DOWN_REASONS,
@@ -228,6 +228,7 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
             "events": image.events.order_by("at", "id")[:TIMELINE_LIMIT],
             "events_url": f"{history}?image={image.pk}",
             "can_decide": can_moderate and image.state == State.IN_REVIEW,
+            "claim": claims.holder(image.pk),
             "can_take_down": can_moderate and image.state in views.TAKE_DOWN_STATES,
             "reject_form": ReasonForm(prefix="reject"),
             "take_down_form": ReasonForm(prefix="take_down", choices=TAKE_DOWN_REASONS),

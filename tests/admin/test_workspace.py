@@ -206,7 +206,8 @@ def test_a_preview_below_the_threshold_is_not_blurred(moderator: User, make_imag
 def test_the_queue_list_shows_who_has_an_image_open(
     moderator: User, second_moderator: User, make_image: Any
 ) -> None:
-    held, free = make_image(waited=timedelta(hours=1)), make_image()
+    held = make_image(waited=timedelta(hours=1))
+    make_image()
     client_for(second_moderator).post(NEXT)
     page = client_for(moderator).get("/admin/uploads/image/").content.decode()
     assert page.count("open for noor") == 1
@@ -214,4 +215,14 @@ def test_the_queue_list_shows_who_has_an_image_open(
     assert (
         "open for noor" not in client_for(moderator).get("/admin/uploads/image/").content.decode()
     )
-    assert free.state == State.IN_REVIEW
+
+
+def test_the_image_page_says_who_has_it_open_in_the_workspace(
+    moderator: User, second_moderator: User, make_image: Any
+) -> None:
+    image = make_image()
+    client_for(second_moderator).post(NEXT)
+    page = client_for(moderator).get(f"/admin/uploads/image/{image.pk}/change/").content.decode()
+    assert "Open in the review workspace for noor until" in page
+    own = client_for(second_moderator).get(f"/admin/uploads/image/{image.pk}/change/")
+    assert "Open in the review workspace" not in own.content.decode()
