@@ -186,11 +186,22 @@ def test_undo_brings_the_image_back_and_skip_leaves_it_for_someone_else(
     assert page.is_visible("#review-help")
     assert "reject with a standard reason" in page.inner_text("#review-help")
     page.keyboard.press("?")
-    all_sent(page)
     first.refresh_from_db()
     assert first.state == State.IN_REVIEW and not decisions_of(first)
     assert not ReviewClaim.objects.filter(image=first).exists()  # skipped: given back
     assert ReviewClaim.objects.filter(image=second).exists()  # on screen: held
+
+    page.keyboard.press("r")
+    page.keyboard.press("o")  # another reason, typed
+    page.keyboard.type("a screenshot of someone's bank card")
+    page.keyboard.press("Enter")
+    assert next_shown(page, str(second.pk)) == ""
+    all_sent(page)
+    second.refresh_from_db()
+    assert (second.state, second.decision_reason) == (
+        State.REJECTED,
+        "a screenshot of someone's bank card",
+    )
 
 
 def test_a_flagged_preview_stays_blurred_until_revealed(

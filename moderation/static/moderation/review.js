@@ -294,6 +294,8 @@
       const digit = Number(key);
       if (digit >= 1 && digit <= buttons.length) {
         reject(buttons[digit - 1].dataset.reason, "", event);
+      } else if (key === "o") {
+        $("review-other-note").focus(); // type the reason, Enter rejects
       } else if (key === "Escape" || key === "r") {
         chooseReason(false);
       }
