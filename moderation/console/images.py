@@ -207,7 +207,15 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
     def moderation(self, image: Image) -> str:
         results = image.moderation_results.all()  # prefetched, newest first
         latest = next((r for r in results if r.outcome), results[0] if results else None)
-        return moderation_summary(latest) if latest else "-"
+        if latest is not None and (latest.outcome or not latest.error):
+            return moderation_summary(latest)
+        error = latest.error if latest is not None else image.failure_reason
+        if not error:
+            return "-"
+        return format_html(
+            '<span class="errornote-inline">Automatic moderation failed:</span> {}',
+            Truncator(error).chars(160),
+        )
 
     # --- The image's page ---
 

@@ -179,3 +179,10 @@ def test_the_results_and_blocklist_lists_make_a_constant_number_of_queries(
     with_10 = [queries_for(client, url) for url in urls]
     bulk_images(490)
     assert [queries_for(client, url) for url in urls] == with_10
+
+
+def test_a_row_whose_automatic_moderation_failed_says_why(moderator: User, make_image: Any) -> None:
+    make_image(with_result=False, failure_reason="moderation gave up after 3 attempts")
+    (row,) = rows(client_for(moderator).get("/admin/uploads/image/").content.decode())
+    assert "Automatic moderation failed:" in row
+    assert "moderation gave up after 3 attempts" in row
