@@ -126,6 +126,8 @@ def test_the_declared_filters_and_the_admins_own_links_still_work(
         f"/admin/notifications/notification/?image__id__exact={waiting.pk}",
         "/admin/moderation/moderationresult/?outcome__exact=in_review",
         "/admin/uploads/image/?created_at__gte=2000-01-01&show=published",
+        "/admin/uploads/image/?_facets=True",
+        "/admin/uploads/imageevent/?_facets=True&by=user",
     ):
         assert client.get(url).status_code == 200, url
     listed = client.get(f"/admin/uploads/image/?show=all&user_id={waiting.user_id}")
