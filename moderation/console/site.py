@@ -78,6 +78,7 @@ class ConsoleSite(admin.AdminSite):
 
     def get_urls(self) -> list[Any]:
         def page(view: Callable[..., Any]) -> Callable[..., Any]:
+            """A whole page: the view gets the admin's context (header, titles, user links)."""
             return lambda request, *a, **k: view(request, self.each_context(request), *a, **k)
 
         view = self.admin_view
