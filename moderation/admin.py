@@ -13,7 +13,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from moderation.console import images  # noqa: F401  registers the image console
+# Importing them registers the image console and the audit history.
+from moderation.console import history, images  # noqa: F401
 from moderation.console.views import ident, image_link, moderation_summary, preview_tag
 from moderation.models import BlockedImage, ModerationResult
 
