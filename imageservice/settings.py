@@ -129,7 +129,7 @@ API_PUBLIC_KEYS = load_keys("API_PUBLIC_KEY", private=False, dev_dir=_dev_keys)
 PRIVATE_KEYS = load_keys("PRIVATE_KEY", private=True, dev_dir=_dev_keys)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "moderation.console.apps.ConsoleAdminConfig",  # django.contrib.admin with the console's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -456,6 +456,11 @@ REKOGNITION_TIMEOUT_SECONDS = env_float("REKOGNITION_TIMEOUT_SECONDS", 10.0, min
 LOCAL_MODEL_THREADS = env_int("LOCAL_MODEL_THREADS", 1)
 BLOCKLIST_MAX_DISTANCE = env_int("BLOCKLIST_MAX_DISTANCE", 6, minimum=0)  # bits of 64
 BLOCKLIST_ACTION = env_choice("BLOCKLIST_ACTION", "review", {"review", "reject"})
+# The review workspace: how long opening an image keeps it for one moderator, how long a
+# decision can be undone, and the label confidence (0-100) above which previews are blurred.
+REVIEW_CLAIM_SECONDS = env_int("REVIEW_CLAIM_SECONDS", 300, minimum=10)
+REVIEW_UNDO_SECONDS = env_int("REVIEW_UNDO_SECONDS", 5, minimum=0)
+REVIEW_BLUR_CONFIDENCE = env_float("REVIEW_BLUR_CONFIDENCE", 80.0, minimum=0.0, maximum=100.0)
 
 # --- Notifications to PinsterApi -------------------------------------------------------------
 REJECTION_NOTIFY_URL = env_str("REJECTION_NOTIFY_URL")

@@ -17,8 +17,10 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from moderation import blocking
-from moderation.console import images  # noqa: F401  registers the image console
-from moderation.console.views import image_link, moderation_summary, preview_tag
+
+# Importing them registers the image console and the audit history.
+from moderation.console import history, images  # noqa: F401
+from moderation.console.views import ident, image_link, moderation_summary, preview_tag
 from moderation.models import Bank, BankEntry, BlockedImage, ModerationResult
 
 
@@ -120,7 +122,7 @@ class BlockedImageAdmin(admin.ModelAdmin):
 
     @admin.display(description="sha256", ordering="sha256")
     def short_sha256(self, entry: BlockedImage) -> str:
-        return f"{entry.sha256[:16]}…"
+        return ident(entry.sha256, wide=True)
 
     @admin.display(description="Uploads that matched")
     def match_count(self, entry: BlockedImage) -> int:

@@ -226,3 +226,41 @@ class BankEntry(models.Model):
     @property
     def hash(self) -> str:
         return self.pdq or self.md5
+
+
+class ReviewClaim(models.Model):
+    """Who has an image in review open in the workspace, until when. Taken with a conditional
+    UPDATE (moderation.console.claims), so two moderators never hold the same image; a claim
+    that has lapsed is free for anyone. Decisions do not depend on it: they stay safe through
+    the image's own transitions."""
+
+    image = models.OneToOneField(
+        Image, on_delete=models.CASCADE, primary_key=True, related_name="review_claim"
+    )
+    moderator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    until = models.DateTimeField(db_index=True)
+    claimed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.image_id} held by {self.moderator_id} until {self.until:%H:%M:%S}"
+
+
+class ReviewerPreference(models.Model):
+    """A moderator's choices for the previews of the review workspace and grid."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="review_preference",
+    )
+    blur_flagged = models.BooleanField(
+        default=True,
+        help_text="Blur previews whose labels pass the threshold until I reveal them.",
+    )
+    greyscale = models.BooleanField(default=False, help_text="Show previews in greyscale.")
+
+    def __str__(self) -> str:
+        return f"review preferences of {self.user_id}"

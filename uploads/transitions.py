@@ -19,6 +19,7 @@ Step = Callable[[Any], object]
 class Moved(Protocol):
     state: str
 
+
 _steps: dict[str, list[tuple[str, Step]]] = {}
 
 

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth import get_user_model
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest
@@ -138,6 +139,17 @@ class EventUploaderFilter(ValueFilter):
     lookup = "image__user_id"
 
 
+class ImageUploaderFilter(ValueFilter):
+    """An uploader's images (the uploader column links here); listed only when chosen."""
+
+    title = "uploader"
+    parameter_name = "user_id"
+    lookup = "user_id"
+
+    def has_output(self) -> bool:
+        return bool(self.value())
+
+
 class EventActorFilter(ValueFilter):
     title = "actor"
     parameter_name = "actor"
@@ -155,7 +167,12 @@ class ModeratorFilter(admin.SimpleListFilter):
         return [(str(user.pk), user.get_username()) for user in staff]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        return queryset.filter(user_id=self.value()) if self.value() else queryset
+        value = self.value()
+        if not value:
+            return queryset
+        if not value.isdigit():
+            raise IncorrectLookupParameters(f"{value!r} is not a staff member's number")
+        return queryset.filter(user_id=value)
 
 
 class ActorTypeFilter(admin.SimpleListFilter):

@@ -1,6 +1,6 @@
-"""The moderation console (the review queue, an image's page, decisions) and the audit history.
+"""The moderation console's image pages: the review queue, an image's page, decisions.
 
-Images and their events are never edited or deleted here: decisions go through the model's
+Images are never edited or deleted here: decisions go through the model's
 transition methods, which refuse (return False) when someone else decided first.
 """
 
@@ -18,14 +18,14 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.formats import date_format
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
 from infra.admin import ReadOnly
 from moderation import blocking
-from moderation.console import filters, views
+from moderation.console import claims, filters, views
 from moderation.console.views import (
     REJECT_REASONS,
     TAKE_DOWN_REASONS,
@@ -34,7 +34,8 @@ from moderation.console.views import (
 )
 from moderation.models import ModerationResult
 from notifications.admin import NotificationInline
-from uploads.models import Image, ImageEvent, State
+from publishing.services import public_storage
+from uploads.models import Image, State
 
 TIMELINE_LIMIT = 200
 post_only = method_decorator(require_POST)
@@ -57,6 +58,7 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
         filters.LabelFilter,
         filters.BackendFilter,
         ("created_at", admin.DateFieldListFilter),
+        filters.ImageUploaderFilter,
     )
     search_fields = ("md5", "sha256", "user_id", "imageable_id")  # see get_search_results
     search_help_text = "Exact md5, sha256, image id, uploader id or imageable id."
@@ -66,7 +68,7 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
     fieldsets = (
         (
             "Upload",
-            {"fields": ("id", "created_at", "uploader", "imageable", "name", "description")},
+            {"fields": ("id", "uploaded", "uploader", "imageable", "name", "description")},
         ),
         ("File", {"fields": ("md5", "sha256", "content_type", "dimensions", "byte_size")}),
         (
@@ -80,12 +82,19 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
                     "decider",
                     "decision_reason",
                     "published_at",
-                    "renditions",
+                    "rendition_links",
                 )
             },
         ),
     )
-    readonly_fields = ("uploader", "imageable", "dimensions", "decider")
+    readonly_fields = (
+        "uploaded",
+        "uploader",
+        "imageable",
+        "dimensions",
+        "decider",
+        "rendition_links",
+    )
     inlines = (NotificationInline,)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Image]:
@@ -93,7 +102,7 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
         return (
             super()
             .get_queryset(request)
-            .select_related("decided_by")
+            .select_related("decided_by", "review_claim__moderator")
             .prefetch_related(Prefetch("moderation_results", queryset=results))
         )
 
@@ -133,13 +142,16 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
             '<a href="{}?{}">{}</a>',
             url,
             urlencode({"show": "all", "user_id": image.user_id}),
-            image.user_id,
+            views.ident(image.user_id),
         )
 
     @admin.display(description="Imageable")
     def imageable(self, image: Image) -> str:
         return format_html(
-            '{}<br><small class="ident">{}</small>', image.imageable_type, image.imageable_id
+            '{}<br><small class="ident" title="{}">{}</small>',
+            image.imageable_type,
+            image.imageable_id,
+            image.imageable_id,
         )
 
     @admin.display(description="Uploaded", ordering="created_at")
@@ -159,7 +171,13 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
     def waiting(self, image: Image) -> str:
         if image.state != State.IN_REVIEW:
             return "-"
-        return views.short_duration(timezone.now() - image.state_changed_at)
+        waited = views.short_duration(timezone.now() - image.state_changed_at)
+        claim = getattr(image, "review_claim", None)
+        if claim is None or claim.until <= timezone.now():
+            return waited
+        return format_html(
+            '{}<br><small class="held-by">open for {}</small>', waited, claim.moderator
+        )
 
     @admin.display(description="State", ordering="state")
     def state_and_decider(self, image: Image) -> str:
@@ -167,6 +185,18 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
             return image.get_state_display()
         return format_html(
             "{}<br><small>by {}</small>", image.get_state_display(), image.decided_by
+        )
+
+    @admin.display(description="Renditions")
+    def rendition_links(self, image: Image) -> str:
+        if not image.renditions:
+            return "-"
+        public = public_storage()
+        return format_html(
+            '<ul class="renditions">{}</ul>',
+            format_html_join(
+                "", '<li><a href="{}">{}</a></li>', ((public.url(k), k) for k in image.renditions)
+            ),
         )
 
     @admin.display(description="Decided by")
@@ -178,7 +208,15 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
     def moderation(self, image: Image) -> str:
         results = image.moderation_results.all()  # prefetched, newest first
         latest = next((r for r in results if r.outcome), results[0] if results else None)
-        return moderation_summary(latest) if latest else "-"
+        if latest is not None and (latest.outcome or not latest.error):
+            return moderation_summary(latest)
+        error = latest.error if latest is not None else image.failure_reason
+        if not error:
+            return "-"
+        return format_html(
+            '<span class="errornote-inline">Automatic moderation failed:</span> {}',
+            Truncator(error).chars(160),
+        )
 
     # --- The image's page ---
 
@@ -199,6 +237,7 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
             "events": image.events.order_by("at", "id")[:TIMELINE_LIMIT],
             "events_url": f"{history}?image={image.pk}",
             "can_decide": can_moderate and image.state == State.IN_REVIEW,
+            "claim": claims.holder(image.pk),
             "can_take_down": can_moderate and image.state in views.TAKE_DOWN_STATES,
             "reject_form": ReasonForm(prefix="reject"),
             "take_down_form": ReasonForm(prefix="take_down", choices=TAKE_DOWN_REASONS),
@@ -295,83 +334,4 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
             blocking.block_image(
                 image, reason=f"blocked by {request.user.get_username()}", added_by=request.user
             )
-        self.message_user(request, f"{len(images)} image(s) on the blocklist.")
-
-
-@admin.register(ImageEvent)
-class ImageEventAdmin(ReadOnly, admin.ModelAdmin):
-    """The audit history: per image, per uploader, per moderator, by date and kind."""
-
-    list_display = ("at", "image_column", "uploader", "kind", "change", "actor_column", "why")
-    list_filter = (
-        "kind",
-        ("at", admin.DateFieldListFilter),
-        filters.ActorTypeFilter,
-        filters.ModeratorFilter,
-        filters.EventImageFilter,
-        filters.EventUploaderFilter,
-        filters.EventActorFilter,
-    )
-    list_select_related = ("image",)
-    search_fields = ("actor",)  # see get_search_results
-    search_help_text = "Exact md5, sha256, image id, uploader id, imageable id or actor."
-    ordering = ("-at", "-id")
-    list_per_page = 100
-    show_full_result_count = False
-    fields = ("at", "image_column", "kind", "change", "actor", "user", "reason", "details")
-    readonly_fields = fields
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[ImageEvent], search_term: str
-    ) -> tuple[QuerySet[ImageEvent], bool]:
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        if ":" in term:  # "user:alice", "system:moderate_image", "uploader:<id>"
-            return queryset.filter(actor=term), False
-        images = filters.exact_search(Image.objects.all(), term).values("pk")
-        return queryset.filter(image__in=images), False
-
-    @admin.display(description="Image", ordering="image__created_at")
-    def image_column(self, event: ImageEvent) -> str:
-        history = f"{reverse('admin:uploads_imageevent_changelist')}?image={event.image_id}"
-        return format_html(
-            '{} <a href="{}" title="this image\'s timeline">⏱</a>',
-            views.image_link(event.image),
-            history,
-        )
-
-    @admin.display(description="Uploader", ordering="image__user_id")
-    def uploader(self, event: ImageEvent) -> str:
-        user_id = event.image.user_id
-        url = reverse("admin:uploads_imageevent_changelist")
-        return format_html('<a href="{}?{}">{}</a>', url, urlencode({"uploader": user_id}), user_id)
-
-    @admin.display(description="Change")
-    def change(self, event: ImageEvent) -> str:
-        if not (event.from_state or event.to_state):
-            return "-"
-        if event.from_state == event.to_state:
-            return event.get_to_state_display()
-        return f"{event.get_from_state_display()} → {event.get_to_state_display()}"
-
-    @admin.display(description="Reason")
-    def why(self, event: ImageEvent) -> str:
-        return Truncator(event.reason).chars(120)
-
-    @admin.display(description="Actor", ordering="actor")
-    def actor_column(self, event: ImageEvent) -> str:
-        url = reverse("admin:uploads_imageevent_changelist")
-        query = urlencode({"actor": event.actor})
-        return format_html('<a href="{}?{}">{}</a>', url, query, event.actor)
-
-    def get_urls(self) -> list[Any]:
-        export = self.admin_site.admin_view(self.export_view)
-        return [path("export/", export, name="uploads_imageevent_export"), *super().get_urls()]
-
-    def export_view(self, request: HttpRequest) -> HttpResponseBase:
-        """The filtered history as CSV (the same filters and search as the list)."""
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        changelist = self.get_changelist_instance(request)
-        return views.export_events(changelist.queryset)
+        self.message_user(request, f"{views.plural_images(len(images))} on the blocklist.")

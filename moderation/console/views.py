@@ -41,6 +41,7 @@ THUMB_SIZE = thumbnails.Size(160, 160)
 LARGE_SIZE = thumbnails.Size(2048, 2048)
 TAKE_DOWN_STATES = frozenset({State.PUBLISHED, State.APPROVED, State.PUBLISHING})
 EXPORT_CHUNK_SIZE = 2000
+THUMB_CLASSES = (60, 80, 120)  # console.css: .thumb-60, ...
 
 REJECT_REASONS = [
     ("Nudity or sexual content", "Nudity or sexual content"),
@@ -67,17 +68,30 @@ def image_url(name: str, image_id: Any) -> str:
 
 
 def image_link(image: Image) -> SafeString:
-    return format_html('<a href="{}">{}</a>', image_url("change", image.pk), image.md5)
+    return format_html(
+        '<a href="{}" class="ident" title="{}">{}</a>',
+        image_url("change", image.pk),
+        image.md5,
+        image.md5,
+    )
+
+
+def ident(value: Any, *, wide: bool = False) -> SafeString:
+    """A long id shortened on screen; the full value on hover and when copied."""
+    css = "ident ident-wide" if wide else "ident"
+    return format_html('<span class="{}" title="{}">{}</span>', css, value, value)
+
+
+def plural_images(count: int) -> str:
+    return f"{count} image" if count == 1 else f"{count} images"
 
 
 def preview_tag(image_id: Any, *, size: int = 120) -> SafeString:
     """A thumbnail of a (possibly private) image, through the staff-only preview view."""
     return format_html(
-        '<img src="{}?size=thumb" class="preview-thumb" style="max-width:{}px;max-height:{}px" '
-        'loading="lazy" alt="preview">',
+        '<img src="{}?size=thumb" class="preview-thumb thumb-{}" loading="lazy" alt="preview">',
         image_url("preview", image_id),
-        size,
-        size,
+        size if size in THUMB_CLASSES else 120,
     )
 
 
@@ -195,7 +209,9 @@ def apply_all(
     for image in images:
         (changed if decision(image) else unchanged).append(image)
     if changed:
-        model_admin.message_user(request, f"{len(changed)} image(s) {past}.", messages.SUCCESS)
+        model_admin.message_user(
+            request, f"{plural_images(len(changed))} {past}.", messages.SUCCESS
+        )
     for image in unchanged:
         model_admin.message_user(request, not_changed_message(image), messages.WARNING)
 
@@ -219,7 +235,7 @@ def ask_reason(
     images = list(queryset)
     context = {
         **model_admin.admin_site.each_context(request),
-        "title": f"{verb} {len(images)} image(s)",
+        "title": f"{verb} {plural_images(len(images))}",
         "opts": model_admin.opts,
         "images": [(image, preview_tag(image.pk, size=80)) for image in images],
         "form": form,
@@ -368,11 +384,12 @@ def moderation_summary(result: ModerationResult) -> str:
         return summary
     source = preview_tag(blocked.source_image_id, size=60) if blocked.source_image_id else ""
     return format_html(
-        '{}<div class="blocklist-hit">{}<br>Resembles <a href="{}">blocked {}…</a> '
+        '{}<div class="blocklist-hit">{}<br>Resembles <a href="{}" title="{}">blocked {}…</a> '
         "(distance {})</div>",
         summary,
         source,
         reverse("admin:moderation_blockedimage_change", args=[blocked.pk]),
+        blocked.sha256,
         blocked.sha256[:12],
         "?" if result.blocklist_distance is None else result.blocklist_distance,
     )

@@ -8,21 +8,25 @@ import itertools
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
+from django.db import connections
 from django.test import Client
 from django.utils import timezone
 from PIL import Image as PILImage
 
 from moderation.models import ModerationResult
 from tests.photos import photo
+from tests.services import missing_service
 from uploads.models import EventKind, Image, ImageEvent, State
 
 TEST_BACKEND = "moderation.backends.TestBackend"
+CHROMIUM = Path("/usr/bin/chromium")
 SUGGESTIVE = [{"name": "Suggestive", "parent": "", "confidence": 87.5}]
 _numbers = itertools.count(1)
 
@@ -176,3 +180,27 @@ def bulk_images(count: int, *, state: str = State.IN_REVIEW) -> list[Image]:
         for kind in (EventKind.UPLOADED, EventKind.TRANSITION)
     )
     return images
+
+
+@pytest.fixture
+def chromium(monkeypatch: pytest.MonkeyPatch) -> Any:
+    if not CHROMIUM.exists():
+        missing_service(f"{CHROMIUM} is not installed")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing_service("the playwright package is not installed")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
+    # meanwhile are still plain synchronous code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            headless=True,
+        )
+        yield browser
+        browser.close()
+        # Connections opened while Playwright's loop ran belong to that context: close them,
+        # or the test database cannot be dropped at the end of the session.
+        connections.close_all()

@@ -6,48 +6,21 @@ from __future__ import annotations
 import shutil
 import time
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
-from django.db import connections
 
 from moderation.models import BlockedImage, ModerationResult
 from notifications.models import Notification
 from tests.admin.conftest import create_image
 from tests.admin.test_decisions import queued_actors
 from tests.photos import photo
-from tests.services import missing_service, repo_root
+from tests.services import repo_root
 from uploads.models import EventKind, ImageEvent, State
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = repo_root() / "test-artifacts" / "admin"
-
-
-@pytest.fixture
-def chromium(monkeypatch: pytest.MonkeyPatch) -> Any:
-    if not CHROMIUM.exists():
-        missing_service(f"{CHROMIUM} is not installed")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing_service("the playwright package is not installed")
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
-    # meanwhile are still plain synchronous code.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-            headless=True,
-        )
-        yield browser
-        browser.close()
-        # Connections opened while Playwright's loop ran belong to that context: close them,
-        # or the test database cannot be dropped at the end of the session.
-        connections.close_all()
 
 
 def images_loaded(page: Any, selector: str) -> list[int]:

@@ -190,7 +190,7 @@ def test_bulk_approve_approves_the_images_in_review_and_names_the_others(
         follow=True,
     )
     page = response.content.decode()
-    assert "2 image(s) approved." in page
+    assert "2 images approved." in page
     assert f"Image {decided.md5} was not changed: it is already rejected." in page
     states = set(Image.objects.filter(pk__in=[i.pk for i in waiting]).values_list("state"))
     assert states == {(State.APPROVED,)}
@@ -221,7 +221,7 @@ def test_bulk_reject_asks_for_the_reason_first(
             },
             follow=True,
         )
-    assert "2 image(s) rejected." in done.content.decode()
+    assert "2 images rejected." in done.content.decode()
     for image in images:
         image.refresh_from_db()
         assert (image.state, image.decision_reason) == (

@@ -52,7 +52,10 @@ def test_a_queue_row_shows_preview_uploader_imageable_waiting_time_and_labels(
     (row,) = rows(client_for(moderator).get("/admin/uploads/image/").content.decode())
     assert f"/admin/uploads/image/{image.pk}/preview/?size=thumb" in row
     assert image.user_id in row
-    assert f'Pin<br><small class="ident">{image.imageable_id}</small>' in row
+    assert (
+        f'Pin<br><small class="ident" title="{image.imageable_id}">{image.imageable_id}</small>'
+        in row
+    )
     assert "2h 5m" in row
     assert "Suggestive <b>91.3%</b>" in row
     assert "Revealing Clothes <b>80.0%</b>" in row
@@ -176,3 +179,10 @@ def test_the_results_and_blocklist_lists_make_a_constant_number_of_queries(
     with_10 = [queries_for(client, url) for url in urls]
     bulk_images(490)
     assert [queries_for(client, url) for url in urls] == with_10
+
+
+def test_a_row_whose_automatic_moderation_failed_says_why(moderator: User, make_image: Any) -> None:
+    make_image(with_result=False, failure_reason="moderation gave up after 3 attempts")
+    (row,) = rows(client_for(moderator).get("/admin/uploads/image/").content.decode())
+    assert "Automatic moderation failed:" in row
+    assert "moderation gave up after 3 attempts" in row
