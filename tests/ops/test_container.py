@@ -171,6 +171,7 @@ def entrypoint_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
         "DJANGO_SETTINGS_MODULE": "imageservice.settings",
         "VAR_DIR": str(tmp_path / "var"),
+        "ALLOW_DEV_SECRETS": "true",
         **extra,
     }
 
@@ -536,6 +537,7 @@ def test_compose_gives_s3_minios_credentials_and_rekognition_its_own(tmp_path: P
         HOME=str(tmp_path),
         PYTHONPATH=os.environ.get("PYTHONPATH", ""),
         VAR_DIR=str(tmp_path / "var"),
+        ALLOW_DEV_SECRETS="true",
         DJANGO_SETTINGS_MODULE="imageservice.settings",
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prometheus"),
     )
