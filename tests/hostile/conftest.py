@@ -8,7 +8,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 # Debian's Chromium driven by Playwright (the browser test of readable errors).
-from tests.admin.test_browser import chromium  # noqa: F401
+from tests.admin.conftest import chromium  # noqa: F401
 from tests.hostile import tokens
 from tests.hostile.corpus import Case
 
