@@ -10,7 +10,10 @@ It starts moto_server on loopback (unless --s3-endpoint names a server), creates
 creates the database if asked, runs the migrations and collectstatic, starts gunicorn and the
 workers (each its own `manage.py rundramatiq` with its own metrics port), waits for /readyz,
 prints the URLs, and runs until Ctrl-C or SIGTERM; then it stops everything it started, web
-first, and exits 0. If any process dies it stops the rest and exits 1. Every other setting comes
+first, and exits 0. A worker instance that exits is started again (Dramatiq's main process
+exits, after its other processes finish their tasks, when one of them is killed, e.g. by the
+OOM killer); one that exits more than MAX_RESTARTS times in a minute, or any other process that
+dies, stops the rest and the stack exits 1. Every other setting comes
 from the environment, as in production (MODERATION_BACKEND, IMAGE_SERVICE_URL, ...: see
 docs/operations.md).
 """
@@ -37,6 +40,7 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+MAX_RESTARTS = 5  # per worker instance per minute, as a crash loop's limit
 
 
 def free_port() -> int:
@@ -81,6 +85,7 @@ class Child:
     env: dict[str, str]
     log: IO[Any] | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    restarts: list[float] = field(default_factory=list)  # monotonic times of recent restarts
 
     def start(self) -> None:
         self.process = subprocess.Popen(
@@ -276,6 +281,36 @@ class Stack:
                 code = child.process.returncode if child.process else None
                 raise RuntimeError(f"{child.name} exited with status {code}")
 
+    def supervise(self) -> list[str]:
+        """Start again each worker instance whose main process exited; returns their names.
+        Raises RuntimeError when another process died or a worker keeps exiting."""
+        restarted = []
+        for child in self.children:
+            if child.alive() or self.stopping:
+                continue
+            code = child.process.returncode if child.process else None
+            if not child.name.startswith("worker"):
+                raise RuntimeError(f"{child.name} exited with status {code}")
+            now = time.monotonic()
+            child.restarts = [t for t in child.restarts if now - t < 60] + [now]
+            if len(child.restarts) > MAX_RESTARTS:
+                raise RuntimeError(f"{child.name} exited {MAX_RESTARTS + 1} times in a minute")
+            print(
+                f"stack: {child.name} exited with status {code}; starting it again",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.restart(child)
+            restarted.append(child.name)
+        return restarted
+
+    def restart(self, child: Child) -> None:
+        child.kill_group()  # whatever of its group outlived its main process
+        child.wait(5)
+        if "PROMETHEUS_MULTIPROC_DIR" in child.env:  # the dead processes' counters go
+            child.env["PROMETHEUS_MULTIPROC_DIR"] = self.metrics_dir(child.name)
+        child.start()
+
     @property
     def web_url(self) -> str:
         return f"http://127.0.0.1:{self.web_port}"
@@ -390,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         for number, url in enumerate(described["workers"], start=1):
             print(f"  worker {number}  {url}", flush=True)
         while not stop_requested:
-            stack.check_alive()
+            stack.supervise()
             time.sleep(0.5)
     except RuntimeError as exc:
         if not stop_requested:

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import logging
+
 from django.apps import AppConfig
+
+log = logging.getLogger(__name__)
 
 
 class ModerationConfig(AppConfig):
@@ -11,9 +15,35 @@ class ModerationConfig(AppConfig):
         from moderation import tasks
         from moderation.models import BlockedImage
         from uploads import pipeline, transitions
-        from uploads.models import MODERATION, State
+        from uploads.models import MODERATION, RESTORABLE_STATES, Image, State
 
         pipeline.register_actor(MODERATION, tasks.moderate_image)
-        # A rejected image's bytes and look may not come back; the entry is written in the
-        # rejection's transaction (a storage error rolls the rejection back).
+
+        def block_taken_down(image: Image) -> None:
+            reason = f"taken down: {image.decision_reason}"
+            try:
+                BlockedImage.objects.add_from_image(image, reason=reason)
+            except Exception:  # storage (botocore's errors are not OSErrors)
+                # A takedown does not wait for the store: its exact bytes are blocked now;
+                # without the original there is no look to block.
+                log.warning("image %s: original unreadable, blocking its bytes only", image.pk)
+                BlockedImage.objects.get_or_create(
+                    sha256=image.sha256,
+                    defaults={
+                        "source_image": image,
+                        "reason": reason,
+                        "added_by": image.decided_by,
+                    },
+                )
+
+        # A rejected or taken-down image's bytes and look may not come back; the entry is
+        # written in the decision's transaction (a storage error rolls the decision back).
         transitions.after(State.REJECTED, "blocklist", BlockedImage.objects.add_from_image)
+        transitions.after(State.TAKEN_DOWN, "blocklist", block_taken_down)
+        # A restore takes the decision back, and with it the blocklist entry of these bytes.
+        transitions.after(
+            State.APPROVED,
+            "unblock on restore",
+            BlockedImage.objects.remove_for_image,
+            from_states=RESTORABLE_STATES,
+        )

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from uploads.models import Image, State
+from uploads.models import Actor, EventKind, Image, State, record_event
 
 
 class Trigger(models.TextChoices):
@@ -83,6 +83,22 @@ class BlockedImageManager(models.Manager["BlockedImage"]):
         hashes = blocklist.hashes_of_image(image)
         reason = reason or image.decision_reason
         return self._add(image.sha256, hashes, image, reason, added_by or image.decided_by)
+
+    def remove_for_image(self, image: Image) -> int:
+        """Unblock an image's bytes (a restore): the entry of its sha256 goes, with an event on
+        the image's timeline. Returns how many entries were removed (0 or 1)."""
+        removed = list(self.filter(sha256=image.sha256).values_list("pk", flat=True))
+        if removed:
+            self.filter(pk__in=removed).delete()
+            record_event(
+                image.pk,
+                EventKind.BLOCKLIST,
+                actor=Actor.of(image.decided_by, otherwise="restore"),
+                user=image.decided_by,
+                reason="unblocked: restored",
+                details={"removed_entries": removed},
+            )
+        return len(removed)
 
     def add_from_bytes(
         self, data: bytes, *, reason: str = "", added_by: Any = None, source_image: Any = None

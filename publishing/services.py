@@ -75,6 +75,7 @@ def publish_image(image: Image, *, include_original: bool = True) -> list[str]:
         sizes,
         formats=settings.THUMBNAIL_FORMATS,
         include_original=include_original,
+        original_max_side=settings.PUBLIC_ORIGINAL_MAX_SIDE,
         **render_options(),  # type: ignore[arg-type]
     )
     keys = []
