@@ -177,9 +177,8 @@ class Notification(models.Model):
 
     def earlier_pending(self) -> NotificationQuerySet:
         """Notifications of the same image decided before this one and not finished yet."""
-        before = Q(created_at__lt=self.created_at) | Q(created_at=self.created_at, pk__lt=self.pk)
         return Notification.objects.filter(
-            before,
+            created_at__lt=self.created_at,
             image_id=self.image_id,
             state__in=[self.State.PENDING, self.State.SENDING],
         )
