@@ -7,6 +7,10 @@ from django.apps import AppConfig
 log = logging.getLogger(__name__)
 
 
+class BlockedMeanwhile(Exception):
+    """An automatic approval of bytes that were blocked while they were moderated."""
+
+
 class ModerationConfig(AppConfig):
     name = "moderation"
     verbose_name = "Moderation"
@@ -40,6 +44,20 @@ class ModerationConfig(AppConfig):
         # written in the decision's transaction (a storage error rolls the decision back).
         transitions.after(State.REJECTED, "blocklist", BlockedImage.objects.add_from_image)
         transitions.after(State.TAKEN_DOWN, "blocklist", block_taken_down)
+
+        def not_blocked_meanwhile(image: Image) -> None:
+            """Bytes blocked (taken down elsewhere) while their moderation ran: the approval
+            rolls back and the retry meets the blocklist."""
+            blocked = BlockedImage.objects.filter(sha256=image.sha256)
+            if blocked.exclude(source_image_id=image.pk).exists():
+                raise BlockedMeanwhile(f"image {image.pk}: its bytes were blocked meanwhile")
+
+        transitions.after(
+            State.APPROVED,
+            "not blocked meanwhile",
+            not_blocked_meanwhile,
+            from_states=[State.MODERATING],
+        )
         # A restore takes the decision back, and with it the blocklist entry of these bytes.
         transitions.after(
             State.APPROVED,

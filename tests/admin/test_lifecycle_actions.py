@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
+from moderation.apps import BlockedMeanwhile
 from moderation.models import BlockedImage
 from notifications.models import Notification
 from tests.admin.conftest import client_for
 from tests.photos import photo
 from uploads.models import EventKind, Image, State
+from uploads.services import take_down_content
 
 pytestmark = pytest.mark.django_db
 
@@ -107,3 +109,19 @@ def test_retry_puts_failed_images_back_and_names_the_others(
     failed.refresh_from_db()
     # Its history says it failed in moderation (moderating → failed): moderation runs again.
     assert (failed.state, failed.failure_reason) == (State.RECEIVED, "")
+
+
+def test_a_copy_whose_moderation_was_running_during_the_takedown_is_not_approved(
+    moderator: User, make_image: Any
+) -> None:
+    data = photo(320, 240, subject="chelsea")
+    shown = make_image(state=State.PUBLISHED, data=data)
+    being_moderated = make_image(state=State.MODERATING, data=data)
+    assert take_down_content(image=shown, by=moderator, reason="Legal request")
+
+    # Its verdict was computed before the bytes were blocked: the approval is refused, the
+    # attempt fails and the retry meets the blocklist.
+    with pytest.raises(BlockedMeanwhile):
+        being_moderated.moderated(State.APPROVED, reason="no labels", details={})
+
+    assert Image.objects.get(pk=being_moderated.pk).state == State.MODERATING
