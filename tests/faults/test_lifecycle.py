@@ -28,14 +28,14 @@ PIPELINE = [
 EXPLICIT = [{"Name": "Explicit Nudity", "Confidence": 99.5, "ParentName": ""}]
 
 
-def upload(stack: Topology, data: bytes, **claims: str) -> str:
-    status, _, body = stack.upload(data, **claims)
+def upload(stack: Topology, data: bytes) -> str:
+    status, _, body = stack.upload(data)
     assert status == 202, body
     return str(body["id"])
 
 
-def published(stack: Topology, data: bytes, **claims: str) -> str:
-    image_id = upload(stack, data, **claims)
+def published(stack: Topology, data: bytes) -> str:
+    image_id = upload(stack, data)
     assert stack.wait_final([image_id]) == {image_id: "published"}
     return image_id
 

@@ -152,7 +152,7 @@ class Topology:
         return str(self.stack.web_url)
 
     def upload(
-        self, data: bytes, timeout: float = 60, **claims: Any
+        self, data: bytes, *, timeout: float = 60, **claims: Any
     ) -> tuple[int, dict[str, str], Any]:
         """POST the image; `claims` change the token's (e.g. the same `imageable_id` again)."""
         body = json.dumps({"data": {"image": base64.b64encode(data).decode()}}).encode()

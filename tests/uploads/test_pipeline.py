@@ -385,8 +385,10 @@ def test_a_running_task_renews_its_short_lease(post, jpeg, settings):
 
     run_stage(image_id, MODERATION, slow_work)
 
-    assert seen[0] is not None and seen[1] > seen[0]  # renewed after a third of the lease
-    assert seen[0] - timezone.now() < timedelta(seconds=6)
+    first, second = seen
+    assert first is not None and second is not None
+    assert second > first  # renewed after a third of the lease
+    assert first - timezone.now() < timedelta(seconds=6)
 
 
 @pytest.mark.django_db
