@@ -185,7 +185,7 @@ def bench_blocklist(entries: int, rounds: int) -> None:
     from django.conf import settings
     from django.utils import timezone
 
-    from moderation import blocklist
+    from moderation import blocking, blocklist
     from moderation.models import BlockedImage, to_signed64
     from tests.photos import photo
 
@@ -201,7 +201,7 @@ def bench_blocklist(entries: int, rounds: int) -> None:
         for i in range(entries)
     ]
     BlockedImage.objects.bulk_create(rows, batch_size=5000)
-    real = BlockedImage.objects.add_from_bytes(photo(1200, 800, subject="chelsea"))
+    real = blocking.block_bytes(photo(1200, 800, subject="chelsea"))
     print(
         f"\nBlocklist: {entries + 1:,} entries ({10 * entries:,} hashes), "
         f"inserted in {time.perf_counter() - started:.1f}s"

@@ -107,7 +107,7 @@ def load_keys(name: str, *, private: bool, dev_dir: Path) -> list[str]:
 def upload_token_claims(
     *, issuer: str, audience: str, lifetime: int = 600, **changes: object
 ) -> dict[str, object]:
-    """The claims PinsterApi puts in an upload token (CONTRACT.md 1.2): new ids unless given.
+    """The claims PinsterApi puts in an upload token (docs/contract.md §1): new ids unless given.
     A change of None removes that claim. For development tokens, tests and benchmarks."""
     now = int(time.time())
     claims: dict[str, object] = {

@@ -1,29 +1,39 @@
-"""Moderation results (read-only, written by the pipeline) and the blocklist, which moderators
-can add to (from a file; images are added from the image list) and remove from."""
+"""Moderation results (read-only, written by the pipeline), the blocklist, which moderators
+can add to (from a file; images are added from the image list) and remove from, and the hash
+banks (sizes and recent matches; entries are imported with `manage.py import_hashes`)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
+from moderation import blocking
 from moderation.console import images  # noqa: F401  registers the image console
 from moderation.console.views import image_link, moderation_summary, preview_tag
-from moderation.models import BlockedImage, ModerationResult
+from moderation.models import Bank, BankEntry, BlockedImage, ModerationResult
 
 
 @admin.register(ModerationResult)
 class ModerationResultAdmin(admin.ModelAdmin):
     list_display = ("created_at", "image_column", "backend_name", "summary", "duration_ms")
-    list_filter = ("outcome", "backend", "trigger", ("created_at", admin.DateFieldListFilter))
-    list_select_related = ("image", "blocked_image")
-    search_fields = ("=image__md5", "=image__sha256", "=image__user_id")
+    list_filter = (
+        "outcome",
+        "backend",
+        "trigger",
+        "bank_entry__bank",
+        ("created_at", admin.DateFieldListFilter),
+    )
+    list_select_related = ("image", "blocked_image", "bank_entry__bank")
+    search_fields = ("=image__md5", "=image__sha256", "=image__user_id", "=pdq")
     show_full_result_count = False
     fields = (
         "image_column",
@@ -36,6 +46,9 @@ class ModerationResultAdmin(admin.ModelAdmin):
         "error",
         "summary",
         "blocklist_distance",
+        "pdq",
+        "pdq_quality",
+        "bank_distance",
         "duration_ms",
         "labels",
         "policy",
@@ -122,7 +135,7 @@ class BlockedImageAdmin(admin.ModelAdmin):
         form = BlockFileForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             try:
-                entry = BlockedImage.objects.add_from_bytes(
+                entry = blocking.block_bytes(
                     form.cleaned_data["file"].read(),
                     reason=form.cleaned_data["reason"],
                     added_by=request.user,
@@ -140,3 +153,87 @@ class BlockedImageAdmin(admin.ModelAdmin):
             "form": form,
         }
         return TemplateResponse(request, "admin/moderation/blockedimage/add_file.html", context)
+
+
+RECENT = timedelta(days=7)
+
+
+@admin.register(Bank)
+class BankAdmin(admin.ModelAdmin):
+    """Banks are created by `import_hashes` (or here); their entries are imported, not typed."""
+
+    list_display = (
+        "name",
+        "action",
+        "match_distance",
+        "enabled",
+        "size",
+        "recent_matches",
+        "provenance",
+    )
+    list_filter = ("enabled", "action", "builtin")
+    list_editable = ("enabled",)
+    search_fields = ("name", "provenance")
+    fields = ("name", "action", "match_distance", "enabled", "provenance", "builtin", "created_at")
+    readonly_fields = ("builtin", "created_at")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Bank]:
+        since = timezone.now() - RECENT
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                size=Count("entries", distinct=True),
+                recent_matches=Count(
+                    "entries__matches",
+                    filter=Q(entries__matches__created_at__gte=since),
+                    distinct=True,
+                ),
+            )
+        )
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        builtin = obj is not None and obj.builtin
+        return not builtin and super().has_delete_permission(request, obj)
+
+    @admin.display(description="Entries", ordering="size")
+    def size(self, bank: Bank) -> int:
+        return int(getattr(bank, "size", 0))
+
+    @admin.display(description="Matches (7 days)", ordering="recent_matches")
+    def recent_matches(self, bank: Bank) -> str:
+        count = int(getattr(bank, "recent_matches", 0))
+        if not count:
+            return "0"
+        url = reverse("admin:moderation_moderationresult_changelist")
+        return format_html(
+            '<a href="{}?bank_entry__bank__id__exact={}">{}</a>', url, bank.pk, count
+        )
+
+
+@admin.register(BankEntry)
+class BankEntryAdmin(admin.ModelAdmin):
+    list_display = ("added_at", "bank", "hash", "tags", "source", "match_count")
+    list_filter = ("bank", ("added_at", admin.DateFieldListFilter))
+    list_select_related = ("bank", "source_image")
+    search_fields = ("=pdq", "=md5", "tags")
+    show_full_result_count = False
+    fields = ("bank", "pdq", "md5", "tags", "reason", "source", "added_at", "match_count")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[BankEntry]:
+        return super().get_queryset(request).annotate(match_count=Count("matches"))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # imported with manage.py import_hashes, or added by a rejection
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Image")
+    def source(self, entry: BankEntry) -> str:
+        return "-" if entry.source_image is None else image_link(entry.source_image)
+
+    @admin.display(description="Uploads that matched", ordering="match_count")
+    def match_count(self, entry: BankEntry) -> int:
+        return int(getattr(entry, "match_count", 0))

@@ -17,6 +17,7 @@ class ModerationConfig(AppConfig):
 
     def ready(self) -> None:
         from moderation import tasks
+        from moderation.blocking import block_image, unblock_image
         from moderation.models import BlockedImage
         from uploads import pipeline, transitions
         from uploads.models import MODERATION, RESTORABLE_STATES, Image, State
@@ -26,23 +27,16 @@ class ModerationConfig(AppConfig):
         def block_taken_down(image: Image) -> None:
             reason = f"taken down: {image.decision_reason}"
             try:
-                BlockedImage.objects.add_from_image(image, reason=reason)
+                block_image(image, reason=reason)
             except Exception:  # storage (botocore's errors are not OSErrors)
                 # A takedown does not wait for the store: its exact bytes are blocked now;
                 # without the original there is no look to block.
                 log.warning("image %s: original unreadable, blocking its bytes only", image.pk)
-                BlockedImage.objects.get_or_create(
-                    sha256=image.sha256,
-                    defaults={
-                        "source_image": image,
-                        "reason": reason,
-                        "added_by": image.decided_by,
-                    },
-                )
+                BlockedImage.objects.add(image.sha256, [], image, reason, image.decided_by)
 
         # A rejected or taken-down image's bytes and look may not come back; the entry is
-        # written in the decision's transaction (a storage error rolls the decision back).
-        transitions.after(State.REJECTED, "blocklist", BlockedImage.objects.add_from_image)
+        # written in the decision's transaction (a storage error rolls a rejection back).
+        transitions.after(State.REJECTED, "blocklist", block_image)
         transitions.after(State.TAKEN_DOWN, "blocklist", block_taken_down)
 
         def not_blocked_meanwhile(image: Image) -> None:
@@ -58,10 +52,7 @@ class ModerationConfig(AppConfig):
             not_blocked_meanwhile,
             from_states=[State.MODERATING],
         )
-        # A restore takes the decision back, and with it the blocklist entry of these bytes.
+        # A restore takes the decision back, and with it the blocklist entries of these bytes.
         transitions.after(
-            State.APPROVED,
-            "unblock on restore",
-            BlockedImage.objects.remove_for_image,
-            from_states=RESTORABLE_STATES,
+            State.APPROVED, "unblock on restore", unblock_image, from_states=RESTORABLE_STATES
         )

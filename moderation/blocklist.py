@@ -16,19 +16,17 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import imagehash
 import numpy as np
 from django.db.models import Q
 from PIL import Image as PILImage
 
+from moderation.models import BlockedImage
 from publishing import imaging
 from publishing.services import read_original
 from uploads.models import Image
-
-if TYPE_CHECKING:
-    from moderation.models import BlockedImage
 
 # phash reduces to 32x32 grey; decoding a JPEG at >= 256 px (draft mode) keeps it exact enough.
 HASH_DECODE_SIZE = (256, 256)
@@ -69,12 +67,12 @@ def perceptual_hashes(img: PILImage.Image) -> list[int]:
     return [_phash(grey.crop(box)) for box in boxes]
 
 
-def decode_upright(data: bytes) -> PILImage.Image:
+def decode_upright(data: bytes, size: tuple[int, int] = HASH_DECODE_SIZE) -> PILImage.Image:
     """The image as shown: first frame, EXIF orientation applied, alpha on white, decoded at
-    about HASH_DECODE_SIZE. Raises ValueError when Pillow cannot decode it."""
+    about `size`. Raises ValueError when Pillow cannot decode it."""
     try:
         img, orientation = imaging.open_lazily(data)
-        return imaging.flatten(imaging.decode(img, orientation, HASH_DECODE_SIZE), (255,) * 3)
+        return imaging.flatten(imaging.decode(img, orientation, size), (255,) * 3)
     except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as exc:
         raise ValueError(f"cannot decode image for hashing: {exc}") from exc
 
@@ -141,8 +139,6 @@ class HashIndex:
         return len(self.arrays[0])
 
     def refresh(self) -> None:
-        from moderation.models import BlockedImage
-
         rows = BlockedImage.objects.values_list("id", "phash", "crop_hashes").order_by("id")
         with self._lock:
             now = time.monotonic()
@@ -224,8 +220,6 @@ def lookup(
     """The blocklist entry these bytes (sha256) or this look (the upload's whole-image phash,
     `hashes[0]`) match, nearest first; None if none. An entry made from `image` itself does
     not count (re-moderating a rejected image asks what the policy says now)."""
-    from moderation.models import BlockedImage
-
     entries = BlockedImage.objects.all()
     if image is not None:
         entries = entries.exclude(source_image_id=image.pk)

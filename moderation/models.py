@@ -1,20 +1,23 @@
-"""What automatic moderation decided and why, and the blocklist of rejected images.
+"""What automatic moderation decided and why, the blocklist of rejected images, and hash banks.
 
 `ModerationResult` rows are written by `moderation.services.moderate` and never changed
 afterwards. `BlockedImage` rows are written when an image is rejected (by the policy or by a
 moderator) and by moderators in the admin; their hashes are computed, never typed in.
+`Bank` / `BankEntry` are named lists of PDQ (and MD5) hashes with an action: imported lists
+(`manage.py import_hashes`) and the built-in bank our own rejections feed (moderation/banks.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
-from uploads.models import Actor, EventKind, Image, State, record_event
+from uploads.models import Image, State
 
 
 class Trigger(models.TextChoices):
@@ -47,6 +50,18 @@ class ModerationResult(models.Model):
         help_text="The blocklist entry this image matched, if any.",
     )
     blocklist_distance = models.PositiveSmallIntegerField(null=True, blank=True)
+    # The image's PDQ hash (64 hex digits) and quality (0-100), computed once, here.
+    pdq = models.CharField(max_length=64, blank=True)
+    pdq_quality = models.PositiveSmallIntegerField(null=True, blank=True)
+    bank_entry = models.ForeignKey(
+        "BankEntry",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="matches",
+        help_text="The hash bank entry this image matched, if any.",
+    )
+    bank_distance = models.PositiveSmallIntegerField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(default=0)
 
     class Meta:
@@ -68,52 +83,11 @@ def to_unsigned64(value: int) -> int:
 
 
 class BlockedImageManager(models.Manager["BlockedImage"]):
-    def add_from_image(
-        self, image: Image, *, reason: str = "", added_by: Any = None
-    ) -> BlockedImage:
-        """Blocklist an image's bytes and look, by default with the reason and moderator of
-        its rejection. Safe to run twice: an image already on the list keeps its entry. Reads
-        the original from private storage unless moderation just hashed it; a storage error
-        raises (the rejection that called it rolls back)."""
-        from moderation import blocklist
-
-        existing = self.filter(sha256=image.sha256).first()
-        if existing is not None:
-            return existing
-        hashes = blocklist.hashes_of_image(image)
-        reason = reason or image.decision_reason
-        return self._add(image.sha256, hashes, image, reason, added_by or image.decided_by)
-
-    def remove_for_image(self, image: Image) -> int:
-        """Unblock an image's bytes (a restore): the entry of its sha256 goes, with an event on
-        the image's timeline. Returns how many entries were removed (0 or 1)."""
-        removed = list(self.filter(sha256=image.sha256).values_list("pk", flat=True))
-        if removed:
-            self.filter(pk__in=removed).delete()
-            record_event(
-                image.pk,
-                EventKind.BLOCKLIST,
-                actor=Actor.of(image.decided_by, otherwise="restore"),
-                user=image.decided_by,
-                reason="unblocked: restored",
-                details={"removed_entries": removed},
-            )
-        return len(removed)
-
-    def add_from_bytes(
-        self, data: bytes, *, reason: str = "", added_by: Any = None, source_image: Any = None
-    ) -> BlockedImage:
-        """Blocklist an image that was never uploaded here (e.g. a file a moderator has).
-        Safe to run twice. Raises ValueError when `data` is not an image Pillow can read."""
-        from moderation import blocklist
-
-        hashes = blocklist.hashes_of_bytes(data)
-        sha256 = hashlib.sha256(data).hexdigest()
-        return self._add(sha256, hashes, source_image, reason, added_by)
-
-    def _add(
+    def add(
         self, sha256: str, hashes: list[int], source: Any, reason: str, added_by: Any
     ) -> BlockedImage:
+        """The entry for these bytes, made from `hashes` (the pHash, then its crops) unless one
+        exists. Use moderation.blocking, which computes the hashes and feeds the hash bank."""
         entry, _ = self.get_or_create(
             sha256=sha256,
             defaults={
@@ -168,3 +142,87 @@ class BlockedImage(models.Model):
     def phash_hex(self) -> str:
         """The perceptual hash as imagehash prints it (16 hex digits)."""
         return "" if self.phash is None else f"{to_unsigned64(self.phash):016x}"
+
+
+class BankAction(models.TextChoices):
+    REJECT = "reject", "Reject"
+    REVIEW = "review", "Send to review"
+
+
+class BankManager(models.Manager["Bank"]):
+    def builtin(self) -> Bank:
+        """The bank our own rejections and takedowns go to (made by a migration)."""
+        bank, _ = self.get_or_create(name=BUILTIN_BANK, defaults=BUILTIN_BANK_DEFAULTS)
+        return bank
+
+
+BUILTIN_BANK = "pinster-rejected"
+BUILTIN_BANK_DEFAULTS: dict[str, Any] = {
+    "action": BankAction.REVIEW,
+    "builtin": True,
+    "provenance": "Images rejected or taken down here (added on rejection and takedown).",
+}
+
+
+class Bank(models.Model):
+    """A named list of hashes of known content, with what to do with an upload that matches."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    action = models.CharField(max_length=8, choices=BankAction.choices, default=BankAction.REVIEW)
+    match_distance = models.PositiveSmallIntegerField(
+        default=31,
+        validators=[MaxValueValidator(31)],
+        help_text="Largest PDQ distance (bits of 256) that matches; 31 is PDQ's usual threshold.",
+    )
+    enabled = models.BooleanField(default=True, help_text="A disabled bank matches nothing.")
+    builtin = models.BooleanField(default=False, editable=False)
+    provenance = models.TextField(blank=True, help_text="Where the list comes from, and when.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = BankManager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(match_distance__lte=31), name="bank_match_distance_at_most_31"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BankEntry(models.Model):
+    """One hash of a bank: a PDQ hash (look-alikes) or an MD5 (the exact bytes)."""
+
+    bank = models.ForeignKey(Bank, on_delete=models.CASCADE, related_name="entries")
+    pdq = models.CharField(max_length=64, blank=True)  # 64 lowercase hex digits
+    md5 = models.CharField(max_length=32, blank=True, db_index=True)  # 32 lowercase hex digits
+    tags = models.TextField(blank=True)
+    reason = models.TextField(blank=True)
+    source_image = models.ForeignKey(
+        Image, null=True, blank=True, on_delete=models.SET_NULL, related_name="bank_entries"
+    )
+    added_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-added_at", "-id"]
+        verbose_name_plural = "bank entries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bank", "pdq"], condition=~Q(pdq=""), name="bank_entry_unique_pdq"
+            ),
+            models.UniqueConstraint(
+                fields=["bank", "md5"], condition=~Q(md5=""), name="bank_entry_unique_md5"
+            ),
+            models.CheckConstraint(condition=~Q(pdq="", md5=""), name="bank_entry_has_a_hash"),
+        ]
+
+    def __str__(self) -> str:
+        value = self.pdq or self.md5
+        return f"{self.bank_id and self.bank.name}: {value[:16]}…"
+
+    @property
+    def hash(self) -> str:
+        return self.pdq or self.md5

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 
-from moderation import blocklist
+from moderation import banks, blocklist, pdq
 from moderation.backends import (
     Backend,
     Detection,
@@ -17,7 +17,7 @@ from moderation.backends import (
     backend_path,
     get_backend,
 )
-from moderation.models import ModerationResult, Trigger
+from moderation.models import BankAction, ModerationResult, Trigger
 from moderation.policy import Decision, Fired, Policy, current_policy, stricter
 from uploads.models import Image, State
 
@@ -49,12 +49,15 @@ def moderate(
     )
     try:
         match = _blocklist_match(image, original)
+        bank_match = banks.lookup(image.md5, _fingerprint(original, result), image=image)
         detection = _detect(backend, original, policy, result)
     except Exception as exc:
         result.error = f"{type(exc).__name__}: {exc}"[:2000]
         _save(result, started, record)
         raise
     decision = _decide(policy, detection, match, result)
+    if bank_match is not None and not _same_source(match, bank_match):
+        decision = _apply_bank_match(decision, bank_match, result)
     _save(result, started, record)
     decision.details["result_id"] = result.pk
     return decision
@@ -67,6 +70,16 @@ def _blocklist_match(image: Image, original: Original) -> blocklist.Match | None
         hashes = []  # still matched by sha256; the backend reports the decoding problem
     blocklist.remember(image.sha256, hashes)  # for the blocklist entry if it is rejected
     return blocklist.lookup(image.sha256, hashes, settings.BLOCKLIST_MAX_DISTANCE, image=image)
+
+
+def _fingerprint(original: Original, result: ModerationResult) -> pdq.PDQ | None:
+    """The image's PDQ hash, stored with the result; None when it cannot be decoded."""
+    try:
+        fingerprint = banks.pdq_of_original(original)
+    except UnmoderatableImage:
+        return None  # the backend reports the decoding problem
+    result.pdq, result.pdq_quality = fingerprint.hex, fingerprint.quality
+    return fingerprint
 
 
 def _detect(
@@ -104,7 +117,10 @@ def _decide(
     if result.error:
         details["error"] = result.error
     if match is not None:
-        action = State.REJECTED if settings.BLOCKLIST_ACTION == "reject" else State.IN_REVIEW
+        # The same bytes as a blocked image need no human; a look-alike might be a false match.
+        exact = match.by == "sha256"
+        rejects = exact or settings.BLOCKLIST_ACTION == "reject"
+        action = State.REJECTED if rejects else State.IN_REVIEW
         blocked = _describe_match(match)
         reason = blocked if outcome == State.APPROVED else f"{reason}; {blocked}"
         outcome = stricter(outcome, action)
@@ -119,7 +135,32 @@ def _describe_match(match: blocklist.Match) -> str:
     how = "the same bytes as" if match.by == "sha256" else f"{match.distance} bits from"
     source = match.entry.source_image_id
     of = f" (rejected image {source})" if source else ""
-    return f"blocklisted: {how} blocked image #{match.entry.pk}{of}"
+    why = f": {match.entry.reason}" if match.entry.reason else ""
+    return f"blocklisted: {how} blocked image #{match.entry.pk}{of}{why}"
+
+
+def _same_source(match: blocklist.Match | None, bank_match: banks.BankMatch) -> bool:
+    """The built-in bank's entry for the blocked image the blocklist matched: said once."""
+    return (
+        match is not None
+        and bank_match.entry.bank.builtin
+        and bank_match.entry.source_image_id is not None
+        and bank_match.entry.source_image_id == match.entry.source_image_id
+    )
+
+
+def _apply_bank_match(
+    decision: Decision, match: banks.BankMatch, result: ModerationResult
+) -> Decision:
+    """The decision made at least as strict as the matched bank's action, saying why."""
+    action = State.REJECTED if match.action == BankAction.REJECT else State.IN_REVIEW
+    found = match.describe()
+    outcome = stricter(decision.outcome, action)
+    reason = found if decision.outcome == State.APPROVED else f"{decision.reason}; {found}"
+    result.outcome, result.reason = outcome, reason[:2000]
+    result.bank_entry, result.bank_distance = match.entry, match.distance
+    details = {**decision.details, "bank": match.as_dict()}
+    return Decision(outcome=outcome, reason=reason, details=details)
 
 
 def _save(result: ModerationResult, started: float, record: bool) -> None:

@@ -1,4 +1,4 @@
-"""The JSON bodies we send, built when the decision is taken (CONTRACT.md section 4)."""
+"""The JSON bodies we send, built when the decision is taken (docs/contract.md §4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Service tokens: how PinsterApi knows a notification comes from us (CONTRACT.md section 4)."""
+"""Service tokens: how PinsterApi knows a notification comes from us (docs/contract.md §4)."""
 
 from __future__ import annotations
 

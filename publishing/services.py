@@ -18,7 +18,7 @@ from PIL import Image as PILImage
 
 from infra.storage import read_bytes
 from publishing import storage_keys, thumbnails
-from uploads.models import EventKind, Image, ImageEvent, State
+from uploads.models import Actor, EventKind, Image, State, record_event
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def add_renditions(image: Image, keys: list[str], *, event: dict[str, Any] | Non
             renditions = _with_keys(locked.renditions, keys)
             Image.objects.filter(pk=image.pk).update(renditions=renditions)
         if event is not None:
-            ImageEvent.objects.create(image=image, kind=EventKind.STORAGE, **event)
+            record_event(image.pk, EventKind.STORAGE, **event)
     image.renditions = renditions
     return True
 
@@ -223,7 +223,7 @@ def regenerate_thumbnails(image: Image, *, include_original: bool = True) -> lis
     with a STORAGE event; returns the keys written, [] if it was taken down meanwhile.
     Safe to interrupt and rerun: a rerun rewrites the same keys."""
     keys = publish_image(image, include_original=include_original)
-    event = {"actor": "system:regenerate_thumbnails", "reason": "re-rendered"}
+    event = {"actor": Actor.REGENERATE_THUMBNAILS, "reason": "re-rendered"}
     if add_renditions(image, keys, event={**event, "details": {"written": keys}}):
         return keys
     storage_keys.delete_objects("public", keys)
@@ -241,9 +241,9 @@ def forget_thumbnails(md5s: Collection[str], *, actor: str) -> int:
                 continue
             image.renditions = [key for key in image.renditions if key not in removed]
             image.save(update_fields=["renditions"])
-            ImageEvent.objects.create(
-                image=image,
-                kind=EventKind.STORAGE,
+            record_event(
+                image.pk,
+                EventKind.STORAGE,
                 actor=actor,
                 reason="thumbnails purged",
                 details={"removed": removed},

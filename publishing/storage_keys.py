@@ -1,6 +1,6 @@
 """Listing and bulk deletion of stored objects, for the operations commands.
 
-Contract (CONTRACT.md section 3): originals are keys without ``_`` (``<md5>``), thumbnails are
+Contract (docs/contract.md §3): originals are keys without ``_`` (``<md5>``), thumbnails are
 keys with ``_`` (``<md5>_<W>x<H>``, ``<md5>_<W>x<H>.webp``). On S3 the private storage lives
 under its location (``raw/``), possibly in the same bucket as the public objects, so a listing
 only ever looks at the objects directly under a storage's own root.

@@ -14,6 +14,17 @@ from rest_framework.test import APIClient
 from infra.keys import upload_token_claims
 from tests.photos import photo
 
+# Fixtures that start or reach a server outside the test process. A test using one is marked
+# `services` here, so the fast lane (`-m "not services and not slow and not browser"`) leaves it
+# out without each file having to remember the marker.
+SERVICE_FIXTURES = frozenset({"topology", "stack"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)
+
 
 def pinster_private_key() -> str:
     return (Path(settings.VAR_DIR) / "keys" / "pinster_private.pem").read_text()

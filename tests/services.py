@@ -2,6 +2,9 @@
 
 A test that needs a service that is not there is skipped on a developer's machine and fails
 under CI (CI=true), so a green CI run always means the integration tests really ran.
+TEST_NO_SERVICES=1 makes every one of them look absent, to check on a machine that has them
+that the fast lane (`-m "not services and not slow and not browser"`) passes on one that has
+none. moto's S3 server is not a service here: it runs on a thread inside the test process.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+NO_SERVICES = os.environ.get("TEST_NO_SERVICES", "").lower() in {"1", "true", "yes"}
 DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/test"
 TEST_BUCKET = "imageservice-test"
 
@@ -29,6 +33,11 @@ def missing_service(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"service missing under CI: {reason}", pytrace=False)
     pytest.skip(f"service missing: {reason}")
+
+
+def installed(binary: str) -> str | None:
+    """The path of a server's program, or None when it is missing (or TEST_NO_SERVICES is set)."""
+    return None if NO_SERVICES else shutil.which(binary)
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -57,7 +66,7 @@ def wait_for_port(host: str, port: int, timeout: float = 15.0) -> None:
 def postgres_url() -> str | None:
     """TEST_DATABASE_URL, or the local server; None (SQLite) when none answers."""
     url = os.environ.get("TEST_DATABASE_URL", DEFAULT_POSTGRES_URL)
-    if url.startswith("sqlite"):
+    if url.startswith("sqlite") or NO_SERVICES:
         return None
     try:
         import psycopg
@@ -98,9 +107,9 @@ def s3_client(endpoint: str):  # type: ignore[no-untyped-def]
 @contextmanager
 def redis_server() -> Iterator[str]:
     """A private redis-server on a free port (so tests may stop or flush it); yields its URL."""
-    binary = shutil.which("redis-server")
+    binary = installed("redis-server")
     if binary is None:
-        url = os.environ.get("TEST_REDIS_URL", "")
+        url = "" if NO_SERVICES else os.environ.get("TEST_REDIS_URL", "")
         if not url:
             missing_service("redis-server is not installed and TEST_REDIS_URL is not set")
         yield url
@@ -161,13 +170,18 @@ def broker_in_use(new_broker):  # type: ignore[no-untyped-def]
         new_broker.close()
 
 
+def rabbitmq_running() -> bool:
+    """The local RabbitMQ answers on 5672 and rabbitmqctl is there to make vhosts."""
+    return installed("rabbitmqctl") is not None and port_open("127.0.0.1", 5672)
+
+
 @contextmanager
 def rabbitmq_vhost() -> Iterator[str]:
     """A fresh vhost on the local RabbitMQ (guest/guest), so concurrent runs never share queues;
     yields its amqp:// URL."""
     import uuid
 
-    if not port_open("127.0.0.1", 5672) or shutil.which("rabbitmqctl") is None:
+    if not rabbitmq_running():
         missing_service("RabbitMQ on 127.0.0.1:5672 with rabbitmqctl")
     vhost = f"imageservice-test-{uuid.uuid4().hex[:8]}"
     ctl = ["rabbitmqctl", "-q"]

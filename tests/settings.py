@@ -55,6 +55,11 @@ from imageservice.settings import DATABASES, LOGGING, STORAGES  # noqa: E402
 
 if _pg:
     DATABASES["default"]["TEST"] = {"NAME": f"test_imageservice_{os.getpid()}"}
+else:
+    # A file rather than SQLite's in-memory test database, which refuses a second connection (a
+    # worker thread) with "table is locked" instead of letting it wait, as the service's own
+    # SQLite settings (WAL, a 20 s busy timeout) do.
+    DATABASES["default"]["TEST"] = {"NAME": os.path.join(_var, "test-db.sqlite3")}
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 STATIC_ROOT = os.path.join(_var, "static")
 os.makedirs(STATIC_ROOT, exist_ok=True)

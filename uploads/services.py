@@ -17,7 +17,7 @@ from infra.storage import read_bytes
 from uploads import pipeline
 from uploads.authentication import Uploader
 from uploads.images import inspect_image
-from uploads.models import Actor, EventKind, Image, ImageEvent, State
+from uploads.models import Actor, EventKind, Image, State, record_event
 from uploads.serializers import UploadPayload
 
 log = logging.getLogger(__name__)
@@ -54,11 +54,11 @@ def receive_upload(*, uploader: Uploader, payload: UploadPayload) -> tuple[Image
                 frame_count=info.frame_count,
                 request_id=current_request_id(),
             )
-            ImageEvent.objects.create(
-                image=image,
-                kind=EventKind.UPLOADED,
+            record_event(
+                image.pk,
+                EventKind.UPLOADED,
                 to_state=image.state,
-                actor=f"uploader:{uploader.id}",
+                actor=Actor.uploader(uploader.id),
                 details={"format": info.format, "bytes": len(payload.data)},
             )
             pipeline.enqueue_for_state(image)

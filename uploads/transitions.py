@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from uploads.models import Image
+# A step takes the uploads.models.Image that just moved (typed loosely: models import this).
+Step = Callable[[Any], object]
 
-Step = Callable[["Image"], object]
+
+class Moved(Protocol):
+    state: str
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ def after(state: str, name: str, step: Step, *, from_states: Iterable[str] | Non
     _steps[state] = steps
 
 
-def run_after(image: Image, from_state: str = "") -> None:
+def run_after(image: Moved, from_state: str = "") -> None:
     for entry in _steps.get(image.state, ()):
         if entry.applies(from_state):
             entry.step(image)

@@ -24,6 +24,7 @@ from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
 from infra.admin import ReadOnly
+from moderation import blocking
 from moderation.console import filters, views
 from moderation.console.views import (
     REJECT_REASONS,
@@ -31,7 +32,7 @@ from moderation.console.views import (
     ReasonForm,
     moderation_summary,
 )
-from moderation.models import BlockedImage, ModerationResult
+from moderation.models import ModerationResult
 from notifications.admin import NotificationInline
 from uploads.models import Actor, Image, ImageEvent, State
 from uploads.services import other_pins_showing, take_down_content
@@ -102,7 +103,7 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
     inlines = (NotificationInline,)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Image]:
-        results = ModerationResult.objects.select_related("blocked_image")
+        results = ModerationResult.objects.select_related("blocked_image", "bank_entry__bank")
         return (
             super()
             .get_queryset(request)
@@ -350,7 +351,7 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
     def block_selected(self, request: HttpRequest, queryset: QuerySet[Image]) -> None:
         images = list(queryset)
         for image in images:
-            BlockedImage.objects.add_from_image(
+            blocking.block_image(
                 image, reason=f"blocked by {request.user.get_username()}", added_by=request.user
             )
         self.message_user(request, f"{len(images)} image(s) on the blocklist.")

@@ -355,6 +355,17 @@ def moderation_summary(result: ModerationResult) -> str:
     summary = format_html(
         '{} <small class="mod-outcome">{}</small>', labels_html(result) or "no labels", outcome
     )
+    if result.bank_entry_id is not None and result.bank_entry is not None:
+        summary = format_html(
+            '{}<div class="bank-hit">Hash bank <a href="{}">{}</a>, entry <a href="{}">#{}</a> '
+            "(distance {})</div>",
+            summary,
+            reverse("admin:moderation_bank_change", args=[result.bank_entry.bank_id]),
+            result.bank_entry.bank.name,
+            reverse("admin:moderation_bankentry_change", args=[result.bank_entry.pk]),
+            result.bank_entry.pk,
+            "?" if result.bank_distance is None else result.bank_distance,
+        )
     blocked = result.blocked_image
     if blocked is None:
         return summary

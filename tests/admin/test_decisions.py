@@ -284,6 +284,7 @@ def race(image: Image, decisions: list[tuple[User, str]]) -> dict[str, str]:
     return pages
 
 
+@pytest.mark.services
 @pytest.mark.django_db(transaction=True)
 def test_two_moderators_deciding_at_once_exactly_one_wins_and_the_other_is_told(
     broker: Any,

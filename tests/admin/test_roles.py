@@ -31,6 +31,9 @@ def test_it_creates_the_moderators_and_auditors_groups() -> None:
         "moderation.view_blockedimage",
         "moderation.add_blockedimage",
         "moderation.delete_blockedimage",
+        "moderation.view_bank",
+        "moderation.view_bankentry",
+        "moderation.change_bank",
         "notifications.view_notification",
         "notifications.view_deliveryattempt",
         "notifications.redeliver_notification",
@@ -40,6 +43,8 @@ def test_it_creates_the_moderators_and_auditors_groups() -> None:
         "uploads.view_imageevent",
         "moderation.view_moderationresult",
         "moderation.view_blockedimage",
+        "moderation.view_bank",
+        "moderation.view_bankentry",
         "notifications.view_notification",
         "notifications.view_deliveryattempt",
     }

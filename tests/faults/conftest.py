@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -12,7 +11,7 @@ from tests.faults.topology import Topology
 # autouse reset of scripted verdicts and of the in-process blocklist index, and its `make_image`
 # (an original stored and its row created in a given state).
 from tests.moderation.conftest import fresh_moderation, make_image  # noqa: F401
-from tests.services import missing_service
+from tests.services import installed, missing_service
 from tests.uploads.conftest import assert_nothing_left, empty_storage, post  # noqa: F401
 
 
@@ -20,7 +19,7 @@ from tests.uploads.conftest import assert_nothing_left, empty_storage, post  # n
 def topology() -> Iterator[Topology]:
     """The real topology on private servers, started once for the fault tests that need it."""
     for binary in ("redis-server", "moto_server"):
-        if shutil.which(binary) is None:
+        if installed(binary) is None:
             missing_service(f"{binary} is not installed")
     started = Topology()
     try:

@@ -181,6 +181,7 @@ def test_since_limits_the_check_to_recent_images(published):
     assert integrity_problems("--since", "7d")[0] == 1
 
 
+@pytest.mark.slow
 def test_a_large_table_is_read_in_batches(published, django_assert_max_num_queries):
     """1,000 rows in batches of 100: about a dozen queries, not one (or more) per row."""
     fields = {

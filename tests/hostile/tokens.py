@@ -23,7 +23,7 @@ def b64url(data: bytes) -> str:
 
 
 def claims(**changes: Any) -> dict[str, Any]:
-    """PinsterApi's claims (CONTRACT.md 1.2); a change of None removes the claim."""
+    """PinsterApi's claims (docs/contract.md §1); a change of None removes the claim."""
     return upload_token_claims(
         issuer=settings.PINSTER_API_URL, audience=settings.IMAGE_SERVICE_URL, **changes
     )

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from moderation import blocklist
+from moderation import banks, blocklist
 from moderation.backends import LocalModelBackend, TestBackend, load_backend
 from uploads.images import inspect_image
 from uploads.models import Image, State
@@ -15,10 +15,12 @@ from uploads.services import store_original
 
 @pytest.fixture(autouse=True)
 def fresh_moderation(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Scripted verdicts, the in-process blocklist index and remembered hashes start empty."""
+    """Scripted verdicts, the in-process blocklist and bank indexes and remembered hashes
+    start empty."""
     TestBackend.reset()
     load_backend.cache_clear()
     monkeypatch.setattr(blocklist, "index", blocklist.HashIndex())
+    monkeypatch.setattr(banks, "index", banks.BankIndex())
     monkeypatch.setattr(blocklist, "_recent_hashes", {})
     yield
     TestBackend.reset()

@@ -6,6 +6,8 @@ Each request takes the next scripted reply (the last one repeats):
     "throttle"                    -> 400 ThrottlingException
     "500" / "503"                 -> InternalServerError / ServiceUnavailable-style 5xx
     "slow"                        -> answers "ok" after `delay` seconds (a read timeout)
+    "hang"                        -> answers nothing until the fake is closed: longer than any
+                                     client timeout however loaded the machine, with no clock race
     "InvalidImageFormatException" -> 400 with that error code (any other name too)
 A request naming an S3Object is answered after reading that object from the S3 server, as
 Rekognition would; what it read is kept in `s3_reads`.
@@ -37,6 +39,7 @@ class FakeRekognition:
     s3_endpoint: str | None = None
     requests: list[dict[str, Any]] = field(default_factory=list)
     s3_reads: list[bytes] = field(default_factory=list)
+    closed: threading.Event = field(default_factory=threading.Event)
 
     def next_reply(self) -> str:
         return self.script.pop(0) if len(self.script) > 1 else self.script[0]
@@ -55,6 +58,9 @@ def _handler(fake: FakeRekognition) -> type[BaseHTTPRequestHandler]:
             assert self.headers["X-Amz-Target"] == "RekognitionService.DetectModerationLabels"
             fake.requests.append(body)
             reply = fake.next_reply()
+            if reply == "hang":
+                fake.closed.wait()
+                return
             if reply == "slow":
                 time.sleep(fake.delay)
                 reply = "ok"
@@ -103,5 +109,6 @@ def fake_rekognition(**options: Any) -> Iterator[FakeRekognition]:
     try:
         yield fake
     finally:
+        fake.closed.set()
         server.shutdown()
         server.server_close()

@@ -10,7 +10,7 @@ from django.conf import settings as django_settings
 from django.core.files.storage import storages
 from PIL import Image as PILImage
 
-from moderation import blocklist
+from moderation import blocking, blocklist
 from moderation.models import BlockedImage, ModerationResult, to_signed64
 from moderation.services import moderate
 from tests.moderation.corpus import safe_corpus
@@ -63,7 +63,7 @@ TRANSFORMATIONS = (
 @pytest.mark.parametrize("subject", SUBJECTS)
 @pytest.mark.parametrize("how", TRANSFORMATIONS)
 def test_a_transformed_copy_of_a_rejected_photo_is_caught(how, subject):
-    entry = BlockedImage.objects.add_from_bytes(rejected(subject), reason="explicit")
+    entry = blocking.block_bytes(rejected(subject), reason="explicit")
     copy = transformed(rejected(subject), how)
 
     match = blocklist.lookup("0" * 64, blocklist.hashes_of_bytes(copy), MAX_DISTANCE)
@@ -75,7 +75,7 @@ def test_a_transformed_copy_of_a_rejected_photo_is_caught(how, subject):
 
 def test_unrelated_images_are_not_caught():
     for subject in SUBJECTS:
-        BlockedImage.objects.add_from_bytes(rejected(subject))
+        blocking.block_bytes(rejected(subject))
     # The corpus holds the blocked photos' sources (and a stereo twin of one): not unrelated.
     same_scene = {"photo", "astronaut", "chelsea", "coffee", "rocket", "motorcycle_left"}
     same_scene.add("motorcycle_right")
@@ -95,7 +95,7 @@ def test_unrelated_images_are_not_caught():
 
 def test_an_upload_matching_the_blocklist_goes_to_review_naming_the_blocked_image(make_image):
     source = make_image(rejected("chelsea"), state=State.REJECTED)
-    entry = BlockedImage.objects.add_from_image(source)
+    entry = blocking.block_image(source)
     image = make_image(transformed(rejected("chelsea"), "half_size"))
 
     decision = moderate(image)
@@ -116,7 +116,7 @@ def test_an_upload_matching_the_blocklist_goes_to_review_naming_the_blocked_imag
 def test_the_same_bytes_for_another_pin_are_rejected_when_the_setting_says_so(make_image, settings):
     settings.BLOCKLIST_ACTION = "reject"
     source = make_image(rejected("coffee"), state=State.REJECTED, imageable_id="pin-1")
-    BlockedImage.objects.add_from_image(source)
+    blocking.block_image(source)
     again = make_image(rejected("coffee"), imageable_id="pin-2")
 
     decision = moderate(again)
@@ -130,7 +130,7 @@ def test_a_blocklisted_image_the_policy_would_reject_anyway_keeps_both_reasons(m
     from moderation.backends import TestBackend
 
     data = rejected("rocket")
-    BlockedImage.objects.add_from_bytes(data)
+    blocking.block_bytes(data)
     TestBackend.answer(data, ("Explicit Nudity", 99.9))
 
     decision = moderate(make_image(data))
@@ -140,7 +140,7 @@ def test_a_blocklisted_image_the_policy_would_reject_anyway_keeps_both_reasons(m
 
 
 def test_a_flat_colour_is_blocked_by_its_bytes_only():
-    entry = BlockedImage.objects.add_from_bytes(flat("red", (256, 256)))
+    entry = blocking.block_bytes(flat("red", (256, 256)))
 
     assert entry.phash is None
     assert blocklist.hashes_of_bytes(flat("blue", (256, 256))) == []
@@ -151,7 +151,7 @@ def test_an_entry_added_after_the_index_loaded_is_found_at_once():
     blocklist.lookup(
         "0" * 64, blocklist.hashes_of_bytes(rejected("chelsea")), MAX_DISTANCE
     )  # loads
-    entry = BlockedImage.objects.add_from_bytes(rejected("astronaut"))
+    entry = blocking.block_bytes(rejected("astronaut"))
 
     match = blocklist.lookup(
         "0" * 64, blocklist.hashes_of_bytes(rejected("astronaut")), MAX_DISTANCE
@@ -162,10 +162,10 @@ def test_an_entry_added_after_the_index_loaded_is_found_at_once():
 
 def test_an_entry_committed_after_a_later_one_is_still_found():
     """Two rejections commit out of order: the index must not skip the id it saw missing."""
-    BlockedImage.objects.add_from_bytes(rejected("astronaut"))
+    blocking.block_bytes(rejected("astronaut"))
     blocklist.lookup("0" * 64, [1], MAX_DISTANCE)  # loads the index
-    first = BlockedImage.objects.add_from_bytes(rejected("coffee"))
-    BlockedImage.objects.add_from_bytes(rejected("rocket"))
+    first = blocking.block_bytes(rejected("coffee"))
+    blocking.block_bytes(rejected("rocket"))
     values = BlockedImage.objects.filter(pk=first.pk).values().get()
     BlockedImage.objects.filter(pk=first.pk).delete()  # as if it had not committed yet
     blocklist.lookup("0" * 64, [1], MAX_DISTANCE)
@@ -180,7 +180,7 @@ def test_an_entry_committed_after_a_later_one_is_still_found():
 
 def test_a_removed_entry_stops_matching_before_the_index_reloads():
     hashes = blocklist.hashes_of_bytes(rejected("motorcycle"))
-    entry = BlockedImage.objects.add_from_bytes(rejected("motorcycle"))
+    entry = blocking.block_bytes(rejected("motorcycle"))
     assert blocklist.lookup("0" * 64, hashes, MAX_DISTANCE).entry == entry
 
     entry.delete()
@@ -192,8 +192,8 @@ def test_a_removed_entry_stops_matching_before_the_index_reloads():
 def test_adding_an_image_twice_keeps_one_entry(make_image):
     image = make_image(rejected("astronaut"), state=State.REJECTED, decision_reason="nudity")
 
-    first = BlockedImage.objects.add_from_image(image)
-    second = BlockedImage.objects.add_from_image(image)
+    first = blocking.block_image(image)
+    second = blocking.block_image(image)
 
     assert first == second
     assert BlockedImage.objects.count() == 1
@@ -210,7 +210,7 @@ def test_a_rejection_right_after_moderation_reuses_its_hashes_without_reading_st
     moderate(image)
     storages["default"].delete(image.md5)
 
-    entry = BlockedImage.objects.add_from_image(image)
+    entry = blocking.block_image(image)
 
     assert entry.phash is not None
 
@@ -220,7 +220,7 @@ def test_an_unreadable_original_raises_so_the_rejection_rolls_back(make_image):
     storages["default"].delete(image.md5)
 
     with pytest.raises(FileNotFoundError):
-        BlockedImage.objects.add_from_image(image)
+        blocking.block_image(image)
 
 
 def test_the_numpy_index_finds_exactly_what_a_plain_scan_finds():

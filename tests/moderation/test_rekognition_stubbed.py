@@ -151,6 +151,7 @@ def test_a_tiny_png_is_enlarged_to_rekognitions_minimum_and_sent_as_jpeg(
     assert sent.size == (107, 80)
 
 
+@pytest.mark.slow
 def test_a_photo_over_five_megabytes_is_reencoded_below_the_limit(local_storage, make_image):
     data = photo(4000, 3000, quality=97)
     assert len(data) > 5 * 1024 * 1024

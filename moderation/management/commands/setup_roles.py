@@ -17,6 +17,8 @@ AUDITOR_PERMISSIONS = (
     "uploads.view_imageevent",
     "moderation.view_moderationresult",
     "moderation.view_blockedimage",
+    "moderation.view_bank",
+    "moderation.view_bankentry",
     "notifications.view_notification",
     "notifications.view_deliveryattempt",
 )
@@ -25,6 +27,7 @@ MODERATOR_PERMISSIONS = (
     "uploads.moderate_image",
     "moderation.add_blockedimage",
     "moderation.delete_blockedimage",
+    "moderation.change_bank",
     "notifications.redeliver_notification",
 )
 ROLES = {"Moderators": MODERATOR_PERMISSIONS, "Auditors": AUDITOR_PERMISSIONS}

@@ -16,6 +16,7 @@ from publishing.storage_keys import (
     list_objects,
     md5_of,
 )
+from uploads.models import Actor
 
 BATCH = 1000
 T = TypeVar("T")
@@ -53,12 +54,12 @@ class Command(BaseCommand):
                 continue
             # Renditions first: an interrupted run never leaves them naming deleted objects.
             images += publishing.forget_thumbnails(
-                {md5_of(key) for key in keys}, actor="system:purge_thumbnails"
+                {md5_of(key) for key in keys}, actor=Actor.PURGE_THUMBNAILS
             )
             delete_objects("public", keys)
             progress.step("deleted", len(keys))
         if md5s and not dry_run:  # renditions naming thumbnails that were already gone
-            images += publishing.forget_thumbnails(md5s, actor="system:purge_thumbnails")
+            images += publishing.forget_thumbnails(md5s, actor=Actor.PURGE_THUMBNAILS)
         changed = "" if dry_run else f", renditions of {images} image(s) updated"
         self.stdout.write(
             f"purge_thumbnails{' (dry run)' * dry_run}: {progress.describe()}{changed}"
