@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from moderation.apps import BlockedMeanwhile
-from moderation.models import BlockedImage
+from moderation.models import BankEntry, BlockedImage
 from notifications.models import Notification
 from tests.admin.conftest import client_for
 from tests.photos import photo
@@ -70,6 +70,7 @@ def test_a_restore_needs_a_reason_and_unblocks_and_republishes(
     image = make_image(state=State.PUBLISHED, data=photo(320, 240, subject="coffee"))
     assert image.take_down(by=moderator, reason="Reported by users")
     assert BlockedImage.objects.filter(sha256=image.sha256).exists()
+    assert BankEntry.objects.filter(source_image=image, bank__builtin=True).exists()
     client = client_for(moderator)
     selected = {"action": "restore_selected", "_selected_action": [str(image.pk)]}
 
@@ -86,6 +87,7 @@ def test_a_restore_needs_a_reason_and_unblocks_and_republishes(
         moderator,
     )
     assert not BlockedImage.objects.filter(sha256=image.sha256).exists()
+    assert not BankEntry.objects.filter(source_image=image).exists()  # nor its look
     assert image.events.filter(kind=EventKind.BLOCKLIST, reason="unblocked: restored").exists()
     assert broker.queues["thumbnails"].qsize() == 1  # published again
 
