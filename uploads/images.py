@@ -190,6 +190,8 @@ def _check_limits(image: Image.Image, family: str) -> ImageInfo:
 
 def _orientation(image: Image.Image) -> int:
     """The EXIF orientation (1-8) as publishing applies it; 1 when absent or unreadable."""
+    if image.format == "PNG" and "exif" not in image.info:
+        return 1  # an eXIf chunk after the pixels: Pillow would decode them to find it
     try:
         orientation = image.getexif().get(ORIENTATION_TAG, 1)
     except Exception:  # damaged EXIF: publishing ignores it too
