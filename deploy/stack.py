@@ -12,11 +12,13 @@ internal loopback port, nginx (Debian's package) in front of it on --port with
 deploy/nginx.conf.template (slow-client timeouts, the body limit, a request rate per client),
 and the workers (each its own `manage.py rundramatiq` with its own metrics port), waits for
 /readyz through nginx, prints the URLs, and runs until Ctrl-C or SIGTERM; then it stops
-everything it started, nginx and web first, and exits 0. If any process dies it stops the rest
-and exits 1. Every other setting comes from the environment, as in production
-(MODERATION_BACKEND, IMAGE_SERVICE_URL, ...: see docs/operations.md). Without SECRET_KEY,
-API_PUBLIC_KEY and PRIVATE_KEY it uses development ones made in --var-dir
-(ALLOW_DEV_SECRETS=true); without METRICS_TOKEN it makes one (in --state-file).
+everything it started, nginx and web first, and exits 0. A worker instance that exits is started
+again (Dramatiq's main process exits, after its other processes finish their tasks, when one of
+them is killed, e.g. by the OOM killer); one that exits more than MAX_RESTARTS times in a minute,
+or any other process that dies, stops the rest and the stack exits 1. Every other setting comes
+from the environment, as in production (MODERATION_BACKEND, IMAGE_SERVICE_URL, ...: see
+docs/operations.md). Without SECRET_KEY, API_PUBLIC_KEY and PRIVATE_KEY it uses development ones
+made in --var-dir (ALLOW_DEV_SECRETS=true); without METRICS_TOKEN it makes one (in --state-file).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ TEMPLATE_VARIABLE = re.compile(r"\$\{(NGINX_[A-Z_]+)\}")
 # The settings' defaults, for the nginx limits when the environment does not set them.
 DEFAULT_MAX_IMAGE_BYTES = 10 * 1024 * 1024
 DEFAULT_CORS_ORIGINS = "http://localhost:3000,http://127.0.0.1:3000"
+MAX_RESTARTS = 5  # per worker instance per minute, as a crash loop's limit
 
 
 def free_port() -> int:
@@ -94,6 +97,7 @@ class Child:
     env: dict[str, str]
     log: IO[Any] | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    restarts: list[float] = field(default_factory=list)  # monotonic times of recent restarts
 
     def start(self) -> None:
         self.process = subprocess.Popen(
@@ -361,6 +365,36 @@ http {{
                 code = child.process.returncode if child.process else None
                 raise RuntimeError(f"{child.name} exited with status {code}")
 
+    def supervise(self) -> list[str]:
+        """Start again each worker instance whose main process exited; returns their names.
+        Raises RuntimeError when another process died or a worker keeps exiting."""
+        restarted = []
+        for child in self.children:
+            if child.alive() or self.stopping:
+                continue
+            code = child.process.returncode if child.process else None
+            if not child.name.startswith("worker"):
+                raise RuntimeError(f"{child.name} exited with status {code}")
+            now = time.monotonic()
+            child.restarts = [t for t in child.restarts if now - t < 60] + [now]
+            if len(child.restarts) > MAX_RESTARTS:
+                raise RuntimeError(f"{child.name} exited {MAX_RESTARTS + 1} times in a minute")
+            print(
+                f"stack: {child.name} exited with status {code}; starting it again",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.restart(child)
+            restarted.append(child.name)
+        return restarted
+
+    def restart(self, child: Child) -> None:
+        child.kill_group()  # whatever of its group outlived its main process
+        child.wait(5)
+        if "PROMETHEUS_MULTIPROC_DIR" in child.env:  # the dead processes' counters go
+            child.env["PROMETHEUS_MULTIPROC_DIR"] = self.metrics_dir(child.name)
+        child.start()
+
     @property
     def web_url(self) -> str:
         return f"http://127.0.0.1:{self.web_port}"
@@ -486,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         for number, url in enumerate(described["workers"], start=1):
             print(f"  worker {number}  {url}", flush=True)
         while not stop_requested:
-            stack.check_alive()
+            stack.supervise()
             time.sleep(0.5)
     except RuntimeError as exc:
         if not stop_requested:

@@ -11,7 +11,12 @@ class ImageServiceConfig(AppConfig):
     verbose_name = "ImageService"
 
     def ready(self) -> None:
+        from django.core import checks
+
+        from imageservice.checks import check_settings
         from imageservice.metrics import database_metrics
         from infra.metrics import register_source
 
         register_source("database", database_metrics)
+        # Settings parsed by the apps are validated at start-up: `manage.py check` names them.
+        checks.register(check_settings, "settings")

@@ -22,7 +22,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.storage import Storage, storages
-from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from publishing.storage_keys import list_objects
@@ -232,13 +233,27 @@ def _check_states(images: Any, now: datetime, report: Report) -> None:
         report.problems.append(Problem("failed_without_reason", str(pk), "no failure reason"))
 
 
+# A restore (rejected or taken down → approved) or a retry (failed → the failed stage) starts
+# a new run of the pipeline, which makes its transitions again.
+REOPENED_FROM = [State.REJECTED, State.TAKEN_DOWN, State.FAILED]
+
+
 def _check_transitions(options: Options, report: Report) -> None:
-    """No state change happened twice (no path in the state machine repeats a transition)."""
+    """No state change happened twice within one run of the pipeline (no path in the state
+    machine repeats a transition; a restore or a retry starts a new run)."""
     events = ImageEvent.objects.filter(kind=EventKind.TRANSITION)
     if options.since is not None:
         events = events.filter(image__created_at__gte=options.since)
+    reopenings = ImageEvent.objects.filter(
+        kind=EventKind.TRANSITION, image_id=OuterRef("image_id"), from_state__in=REOPENED_FROM
+    ).filter(Q(at__lt=OuterRef("at")) | Q(at=OuterRef("at"), id__lte=OuterRef("id")))
+    run = Subquery(
+        reopenings.order_by().values("image_id").annotate(n=Count("id")).values("n")[:1],
+        output_field=IntegerField(),
+    )
     repeated = (
-        events.values("image_id", "from_state", "to_state")
+        events.annotate(run=Coalesce(run, Value(0)))
+        .values("image_id", "run", "from_state", "to_state")
         .annotate(times=Count("id"))
         .filter(times__gt=1)
     )

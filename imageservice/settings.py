@@ -421,7 +421,10 @@ EMBEDDED_WORKER = env_bool("EMBEDDED_WORKER", DEBUG)
 
 # Pipeline: an image whose state has not moved for this long is re-enqueued by the reconciler.
 STALE_AFTER_SECONDS = env_int("STALE_AFTER_SECONDS", 600, minimum=5)
-RECONCILE_INTERVAL_SECONDS = env_int("RECONCILE_INTERVAL_SECONDS", 60, minimum=1)
+RECONCILE_INTERVAL_SECONDS = env_int("RECONCILE_INTERVAL_SECONDS", 30, minimum=1)
+# A claimed image is held this long, renewed every third of it while its task runs: a dead
+# worker's image is free again after at most this, then re-enqueued by the next reconcile.
+LEASE_SECONDS = env_int("LEASE_SECONDS", 20, minimum=5)
 MAX_STAGE_ATTEMPTS = env_int("MAX_STAGE_ATTEMPTS", 5, minimum=1)
 
 # --- Thumbnails -------------------------------------------------------------------------------

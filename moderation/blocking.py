@@ -1,5 +1,5 @@
-"""Putting content on the blocklist: the one entry point for rejections, takedowns and the
-admin's "block" actions.
+"""Putting content on the blocklist (the one entry point for rejections, takedowns and the
+admin's "block" actions) and taking it off again (a restore).
 
 Afterwards an upload of the same bytes (sha256) is rejected automatically with the entry's
 reason, and a look-alike (its pHash or a crop's, or its PDQ through the built-in hash bank) goes
@@ -12,8 +12,8 @@ import hashlib
 from typing import Any
 
 from moderation import banks, blocklist
-from moderation.models import BlockedImage
-from uploads.models import Image
+from moderation.models import BankEntry, BlockedImage
+from uploads.models import Actor, EventKind, Image, record_event
 
 
 def block_image(image: Image, *, reason: str = "", added_by: Any = None) -> BlockedImage:
@@ -45,3 +45,26 @@ def block_bytes(
     fingerprint = banks.pdq_of_original_bytes(data)
     banks.add_pdq_to_builtin_bank(fingerprint, source_image=source_image, reason=reason)
     return entry
+
+
+def unblock_image(image: Image) -> int:
+    """Take a restored image's content off the blocklist: the entry of its bytes and the
+    built-in bank's entries made from any image of these bytes, with an event on the image's
+    timeline. Imported banks are not ours to edit. Returns how many entries were removed."""
+    entries = list(BlockedImage.objects.filter(sha256=image.sha256).values_list("pk", flat=True))
+    same_bytes = Image.objects.filter(sha256=image.sha256).values("pk")
+    bank = BankEntry.objects.filter(bank__builtin=True, source_image__in=same_bytes)
+    bank_entries = list(bank.values_list("pk", flat=True))
+    if not (entries or bank_entries):
+        return 0
+    BlockedImage.objects.filter(pk__in=entries).delete()
+    BankEntry.objects.filter(pk__in=bank_entries).delete()
+    record_event(
+        image.pk,
+        EventKind.BLOCKLIST,
+        actor=Actor.of(image.decided_by, otherwise="restore"),
+        user=image.decided_by,
+        reason="unblocked: restored",
+        details={"removed_entries": entries, "removed_bank_entries": bank_entries},
+    )
+    return len(entries) + len(bank_entries)

@@ -23,7 +23,7 @@ def moderate_image(image_id: str) -> None:
     """Moderate a received image and move it to approved, in review or rejected. Safe to run
     twice. Errors are retried; once attempts are exhausted the image goes to human review
     (fail closed), never to approved."""
-    run_stage(image_id, MODERATION, MODERATION_TIME_LIMIT_MS // 1000 + 30, moderate)
+    run_stage(image_id, MODERATION, moderate)
 
 
 def moderate(image: Image) -> None:

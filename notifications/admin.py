@@ -20,6 +20,7 @@ STATE_COLOURS: dict[str, str] = {
     Notification.State.DELIVERED: "#2e7d32",
     Notification.State.FAILED: "#ba2121",
     Notification.State.SKIPPED: "#8a6d00",
+    Notification.State.SUPERSEDED: "#666666",
 }
 
 

@@ -4,6 +4,11 @@ A notification is written in the same transaction as the image's decision, with 
 id (its primary key) that is sent as a header on every attempt so the receiver can drop
 duplicates. Retries live in this table (`next_attempt_at`), not in the broker: a message only
 says "look at notification X now"; the row decides whether an attempt is due.
+
+Only what is still true is sent, in the order it was decided: just before each attempt an
+approval is checked against its image (one no longer published, or followed by a later
+decision, is not sent: `superseded`), and a notification waits while an earlier one of the
+same image is pending or being sent.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from django.utils import timezone
 from infra.broker import send_safely
 from notifications import payloads
 from uploads.models import Actor, EventKind, Image, record_event
+from uploads.models import State as ImageState
 
 if TYPE_CHECKING:
     from notifications.delivery import Outcome
@@ -103,6 +109,7 @@ class Notification(models.Model):
         DELIVERED = "delivered", "Delivered"
         FAILED = "failed", "Failed"
         SKIPPED = "skipped", "Not sent (no URL configured)"
+        SUPERSEDED = "superseded", "Not sent (no longer true)"
 
     # The primary key is the event id sent as Idempotency-Key / X-Event-Id on every attempt.
     id = models.UUIDField("event id", primary_key=True, default=uuid.uuid4, editable=False)
@@ -153,6 +160,12 @@ class Notification(models.Model):
         claimable = Q(state=self.State.PENDING, next_attempt_at__lte=now) | Q(
             state=self.State.SENDING, lease_until__lt=now
         )
+        if self._waits_for_an_earlier_one(claimable, now):
+            return False
+        stale = self.no_longer_true()
+        if stale:
+            self._supersede(claimable, stale, now)
+            return False
         claimed = Notification.objects.filter(claimable, pk=self.pk).update(
             state=self.State.SENDING,
             lease_until=now + timedelta(seconds=SENDING_LEASE_SECONDS),
@@ -161,6 +174,90 @@ class Notification(models.Model):
         if claimed:
             self.refresh_from_db()
         return bool(claimed)
+
+    def earlier_pending(self) -> NotificationQuerySet:
+        """Notifications of the same image decided before this one and not finished yet."""
+        return Notification.objects.filter(
+            created_at__lt=self.created_at,
+            image_id=self.image_id,
+            state__in=[self.State.PENDING, self.State.SENDING],
+        )
+
+    def _waits_for_an_earlier_one(self, claimable: Q, now: datetime) -> bool:
+        """Delivery in the order of the decisions: while an earlier notification of the image
+        is unfinished this one is not sent; its next attempt moves to the earlier one's (it is
+        also sent for as soon as the earlier one finishes, see `_next_in_line`)."""
+        earlier = None
+        for candidate in self.earlier_pending().order_by("created_at", "pk"):
+            why = candidate.no_longer_true()
+            if not why:
+                earlier = candidate
+                break
+            claimable_then = Q(state=self.State.PENDING) | Q(
+                state=self.State.SENDING, lease_until__lt=now
+            )
+            if not candidate._supersede(claimable_then, why, now, kick=False):
+                earlier = candidate  # being sent right now: wait for its outcome
+                break
+        if earlier is None:
+            return False
+        after = max(now, earlier.next_attempt_at or now, earlier.lease_until or now)
+        Notification.objects.filter(claimable, pk=self.pk, state=self.State.PENDING).update(
+            next_attempt_at=after
+        )
+        return True
+
+    def no_longer_true(self) -> str:
+        """Why this notification would tell something that is no longer so ("" if it is
+        still true): an approval of an image not published any more, or followed by a later
+        decision (a takedown, a rejection after a restore, a newer approval). Rejections and
+        takedowns stay true: they tell the uploader what was decided and why, and a later
+        restore is told after them."""
+        if self.kind != self.Kind.APPROVED:
+            return ""
+        state = Image.objects.filter(pk=self.image_id).values_list("state", flat=True).first()
+        if state != ImageState.PUBLISHED:
+            return f"the image is {state} now"
+        later = Notification.objects.filter(image_id=self.image_id, created_at__gt=self.created_at)
+        newer = later.order_by("created_at").values_list("kind", flat=True).first()
+        if newer is not None:
+            return f"a later {newer} notice supersedes it"
+        return ""
+
+    def _supersede(self, claimable: Q, why: str, now: datetime, *, kick: bool = True) -> bool:
+        """Record that this notification will not be sent; False if it was not claimable."""
+        reason = f"superseded: {why}"
+        with transaction.atomic():
+            done = Notification.objects.filter(claimable, pk=self.pk).update(
+                state=self.State.SUPERSEDED,
+                next_attempt_at=None,
+                lease_until=None,
+                failure_reason=reason,
+            )
+            if done:
+                self.state, self.failure_reason = self.State.SUPERSEDED, reason
+                self.next_attempt_at = self.lease_until = None
+                self.log_event(f"not sent, {reason}", now=now)
+                if kick:
+                    self._next_in_line(now)
+        return bool(done)
+
+    def _next_in_line(self, now: datetime) -> None:
+        """This one is finished: the next pending notification of the image is due now."""
+        following = (
+            Notification.objects.filter(
+                image_id=self.image_id, state=self.State.PENDING, created_at__gte=self.created_at
+            )
+            .exclude(pk=self.pk)
+            .order_by("created_at", "pk")
+            .first()
+        )
+        if following is None or following.last_status_code == 429:
+            return
+        Notification.objects.filter(pk=following.pk, state=self.State.PENDING).update(
+            next_attempt_at=now, enqueued_at=now
+        )
+        transaction.on_commit(following.enqueue)
 
     def _give_up_on_a_crash_loop(self, now: datetime) -> bool:
         """Fail a notification whose attempts keep dying with their worker (killed, out of
@@ -197,6 +294,7 @@ class Notification(models.Model):
                 self.state, self.lease_until, self.failure_reason = self.State.FAILED, None, reason
                 self.next_attempt_at = None
                 self.log_event(f"notification failed: {reason}", now=now)
+                self._next_in_line(now)
         return True
 
     def record(self, outcome: Outcome, now: datetime | None = None) -> None:
@@ -226,8 +324,10 @@ class Notification(models.Model):
             if self.state == self.State.DELIVERED:
                 self.log_event(f"{self.receiver} was told (HTTP {outcome.status_code})", now=now)
                 self._receiver_is_back(now)
+                self._next_in_line(now)
             elif self.state == self.State.FAILED:
                 self.log_event(f"notification failed: {self.failure_reason}", now=now)
+                self._next_in_line(now)
 
     def _receiver_is_back(self, now: datetime) -> None:
         """The receiver answers again: what waits for it after an outage is due now, not hours

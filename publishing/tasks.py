@@ -23,7 +23,7 @@ THUMBNAIL_TIME_LIMIT_MS = 300_000
 def make_thumbnails(image_id: str) -> None:
     """Publish an approved image: stripped original and thumbnails, then tell Pinster.
     Safe to run twice: a rerun rewrites the same keys."""
-    run_stage(image_id, PUBLISHING, THUMBNAIL_TIME_LIMIT_MS // 1000 + 30, publish)
+    run_stage(image_id, PUBLISHING, publish)
 
 
 def publish(image: Image) -> None:

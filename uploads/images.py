@@ -13,6 +13,8 @@ from rest_framework import status
 
 from infra.errors import ApiError
 
+ORIENTATION_TAG = 0x0112  # EXIF Orientation
+
 pillow_heif.register_heif_opener()
 # Register every Pillow plugin now: `Image.OPEN` starts with only the ones already imported
 # (PNG here), so a fresh process would otherwise refuse its first JPEG, GIF or WebP as 415.
@@ -90,7 +92,7 @@ KNOWN_OTHERS = (
 class ImageInfo:
     format: str  # JPEG, PNG, GIF, WEBP or HEIF
     content_type: str
-    width: int
+    width: int  # upright: as shown, after the EXIF orientation
     height: int
     frame_count: int
 
@@ -179,7 +181,20 @@ def _check_limits(image: Image.Image, family: str) -> ImageInfo:
         )
     if width * height * frames > settings.MAX_TOTAL_PIXELS:
         raise unprocessable("image_too_large", "The animation has too many pixels in total.")
+    if _orientation(image) >= 5:  # EXIF says it is shown turned a quarter: report it upright
+        width, height = height, width
     return ImageInfo(family, CONTENT_TYPES[family], width, height, frames)
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1-8) as publishing applies it; 1 when absent or unreadable."""
+    if image.format == "PNG" and "exif" not in image.info:
+        return 1  # an eXIf chunk after the pixels: Pillow would decode them to find it
+    try:
+        orientation = image.getexif().get(ORIENTATION_TAG, 1)
+    except Exception:  # damaged EXIF: publishing ignores it too
+        return 1
+    return orientation if orientation in range(1, 9) else 1
 
 
 def _check_decodes(image: Image.Image, data: bytes, family: str) -> None:

@@ -36,6 +36,10 @@ class State(models.TextChoices):
 
 FINAL_STATES = frozenset({State.PUBLISHED, State.REJECTED, State.TAKEN_DOWN, State.FAILED})
 DECIDABLE_STATES = frozenset({State.IN_REVIEW})
+# Shown, or on the way to being shown, at the public keys of its bytes: what a takedown removes.
+SHOWING_STATES = frozenset({State.PUBLISHED, State.APPROVED, State.PUBLISHING})
+# A moderator's refusal that a restore may take back.
+RESTORABLE_STATES = frozenset({State.REJECTED, State.TAKEN_DOWN})
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,13 @@ STAGES = (MODERATION, PUBLISHING)
 class ImageQuerySet(models.QuerySet["Image"]):
     def awaiting_review(self) -> ImageQuerySet:
         return self.filter(state=State.IN_REVIEW).order_by("state_changed_at")
+
+    def same_bytes(self, image: Image) -> ImageQuerySet:
+        """The other images of `image`'s bytes (other pins, other uploaders)."""
+        return self.filter(sha256=image.sha256).exclude(pk=image.pk)
+
+    def showing(self) -> ImageQuerySet:
+        return self.filter(state__in=SHOWING_STATES)
 
     def stale(self, now: Any = None, *, quiet_for: float | None = None) -> ImageQuerySet:
         """Images whose background work should have moved by now (lost message, dead worker)."""
@@ -182,12 +193,13 @@ class Image(models.Model):
                 reason=reason,
                 details=details,
             )
-            transitions.run_after(self)
+            transitions.run_after(self, current)
         return True
 
     def claim(self, stage: Stage, *, lease_seconds: int) -> bool:
-        """Take the stage's work for one attempt; False if done, taken or given up.
-        Safe to run twice."""
+        """Take the stage's work for one attempt under a lease of `lease_seconds` (renewed by
+        `renew_lease` while the work runs); False if done, taken or given up. Safe to run
+        twice."""
         now = timezone.now()
         with transaction.atomic():
             row = (
@@ -224,6 +236,16 @@ class Image(models.Model):
             )
         self.refresh_from_db(fields=["state", "attempts", "lease_until", "state_changed_at"])
         return True
+
+    def renew_lease(self, stage: Stage, *, lease_seconds: int) -> bool:
+        """Extend this attempt's lease (the heartbeat of a running task). False once the
+        attempt is no longer this one's: finished, taken down, or claimed by another worker
+        after the lease ran out."""
+        until = timezone.now() + timedelta(seconds=lease_seconds)
+        held = Image.objects.filter(
+            pk=self.pk, state=stage.working, attempts=self.attempts, lease_until__isnull=False
+        )
+        return bool(held.update(lease_until=until))
 
     def release(self, stage: Stage, *, error: str) -> None:
         """Give the claimed work back after a failed attempt, so a retry can claim it at once."""
@@ -270,14 +292,23 @@ class Image(models.Model):
             fields={"decided_by": by, "decision_reason": reason},
         )
 
-    def reject(self, *, by: Any, reason: str) -> bool:
-        """A moderator's rejection: the uploader is told and the image is blocklisted."""
+    def reject(
+        self,
+        *,
+        by: Any,
+        reason: str,
+        actor: str = "",
+        details: dict[str, Any] | None = None,
+    ) -> bool:
+        """A moderator's rejection: the uploader is told and the image is blocklisted. `by` is
+        the moderator (None for an operator's script, named by `actor`)."""
         return self._transition(
             from_states=DECIDABLE_STATES,
             to=State.REJECTED,
-            actor=Actor.user(by),
+            actor=actor or Actor.user(by),
             user=by,
             reason=reason,
+            details=details,
             fields={"decided_by": by, "decision_reason": reason},
         )
 
@@ -294,15 +325,68 @@ class Image(models.Model):
             fields={**fields, **(placeholder or {})},
         )
 
-    def take_down(self, *, by: Any, reason: str) -> bool:
-        """Unpublish an approved image that was reported: public objects go, Pinster is told."""
+    def take_down(
+        self,
+        *,
+        by: Any,
+        reason: str,
+        actor: str = "",
+        details: dict[str, Any] | None = None,
+    ) -> bool:
+        """Unpublish an approved image that was reported: public objects go, its bytes are
+        blocklisted, Pinster is told. `by` is the moderator (None for an operator's script,
+        named by `actor`). Other images of the same bytes: uploads.services.take_down_content."""
         return self._transition(
-            from_states=[State.PUBLISHED, State.APPROVED, State.PUBLISHING],
+            from_states=SHOWING_STATES,
             to=State.TAKEN_DOWN,
-            actor=Actor.user(by),
+            actor=actor or Actor.user(by),
             user=by,
             reason=reason,
+            details=details,
             fields={"decided_by": by, "decision_reason": reason},
+        )
+
+    def restore(self, *, by: Any, reason: str, actor: str = "") -> bool:
+        """Take back a rejection or a takedown: the bytes are unblocked (moderation's step on
+        this transition), the image is published again and Pinster is told of it anew."""
+        if not reason.strip():
+            raise ValueError("a restore needs a reason")
+        return self._transition(
+            from_states=RESTORABLE_STATES,
+            to=State.APPROVED,
+            actor=actor or Actor.user(by),
+            user=by,
+            reason=reason,
+            details={"restored": True},
+            fields={"decided_by": by, "decision_reason": reason, "failure_reason": ""},
+        )
+
+    def failed_stage(self) -> Stage:
+        """The stage a failed image was in when it failed, from its history (publishing
+        when the history does not say)."""
+        last = (
+            self.events.filter(kind=EventKind.TRANSITION, to_state=State.FAILED)
+            .order_by("-at", "-id")
+            .values_list("from_state", flat=True)
+            .first()
+        )
+        for stage in STAGES:
+            if last in (stage.pending, stage.working):
+                return stage
+        return PUBLISHING
+
+    def retry(self, *, actor: str, by: Any = None, reason: str = "") -> bool:
+        """Put a failed image back at the start of the stage that failed, with fresh attempts
+        (its registered step enqueues the work). False if it is not failed."""
+        stage = self.failed_stage()
+        return self._transition(
+            from_states=[State.FAILED],
+            to=stage.pending,
+            actor=actor,
+            user=by,
+            reason=reason or f"{stage.name} retried",
+            details={"retry_of": stage.name, "failure_reason": self.failure_reason[:1000]},
+            fields={"failure_reason": "", "enqueued_at": None},
         )
 
     def fail(self, *, reason: str, actor: str) -> bool:
@@ -378,6 +462,11 @@ class Actor:
     @staticmethod
     def uploader(user_id: Any) -> str:
         return f"uploader:{user_id}"
+
+    @staticmethod
+    def of(by: Any, *, otherwise: str) -> str:
+        """`user:<name>` for a user, else the system actor `otherwise` (a script's name)."""
+        return Actor.user(by) if by is not None else Actor.system(otherwise)
 
 
 def record_event(

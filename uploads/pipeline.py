@@ -5,17 +5,24 @@ themselves here for their stage in `AppConfig.ready()`. Every actor takes an id,
 row, claims the work with a conditional UPDATE and counts attempts in the database, so a
 duplicate or redelivered message does nothing and a message that keeps killing its worker ends
 in a final state after MAX_STAGE_ATTEMPTS.
+
+A claim holds the image under a short lease (LEASE_SECONDS) that a heartbeat thread renews
+while the work runs, so the image of a worker that died is free again within LEASE_SECONDS,
+however long the stage's time limit is.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
 
 from infra.broker import send_safely
@@ -77,14 +84,16 @@ def failed_enqueues() -> Any:
     return Image.objects.filter(enqueued_at=ENQUEUE_FAILED, state__in=states)
 
 
-def run_stage(image_id: str, stage: Stage, lease_seconds: int, work: Any) -> None:
-    """Claim, do the work, release on failure (re-raising for Dramatiq's retries), give up
-    once the attempts recorded in the database are exhausted."""
+def run_stage(image_id: str, stage: Stage, work: Any, *, lease_seconds: int | None = None) -> None:
+    """Claim, do the work under a renewed lease, release on failure (re-raising for
+    Dramatiq's retries), give up once the attempts recorded in the database are exhausted."""
+    lease = lease_seconds or settings.LEASE_SECONDS
     image = Image.objects.filter(pk=image_id).first()
-    if image is None or not image.claim(stage, lease_seconds=lease_seconds):
+    if image is None or not image.claim(stage, lease_seconds=lease):
         return
     try:
-        work(image)
+        with heartbeat(image, stage, lease):
+            work(image)
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"[:1000]
         if image.attempts >= settings.MAX_STAGE_ATTEMPTS:
@@ -93,6 +102,42 @@ def run_stage(image_id: str, stage: Stage, lease_seconds: int, work: Any) -> Non
             return
         image.release(stage, error=reason)
         raise
+
+
+@contextmanager
+def heartbeat(image: Image, stage: Stage, lease_seconds: int) -> Iterator[None]:
+    """Renew the image's lease every third of it while the body runs, from a thread with its
+    own database connection; stops when the body ends or the lease is no longer this one's."""
+    stopped = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stopped.wait(lease_seconds / 3):
+                try:
+                    if not image.renew_lease(stage, lease_seconds=lease_seconds):
+                        return
+                except Exception:  # the database is briefly away: try again next beat
+                    log.warning("could not renew the lease of image %s", image.pk, exc_info=True)
+                    close_old_connections()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=beat, name=f"lease-{image.pk}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stopped.set()
+        thread.join(timeout=5)
+
+
+def take_back_leases(before: Any) -> int:
+    """Free the leases of every image claimed before `before` (the start of this process), for
+    a process that knows no other one can hold them (the embedded worker: one process); the
+    reconciler then re-enqueues them at once. Returns how many."""
+    working = [stage.working for stage in STAGES]
+    held = Image.objects.filter(state__in=working, lease_until__isnull=False)
+    return held.filter(state_changed_at__lt=before).update(lease_until=None)
 
 
 def reconcile_images(limit: int = 500, *, quiet_for: float | None = None) -> int:

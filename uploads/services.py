@@ -1,9 +1,11 @@
-"""The upload workflow: validate → store the private original → create the row → enqueue."""
+"""The upload workflow (validate → store the private original → create the row → enqueue) and
+the decisions that cross images: a takedown of content, shown by every image of its bytes."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from typing import Any
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, storages
@@ -15,7 +17,7 @@ from infra.storage import read_bytes
 from uploads import pipeline
 from uploads.authentication import Uploader
 from uploads.images import ImageInfo, inspect_image
-from uploads.models import Actor, EventKind, Image, record_event
+from uploads.models import Actor, EventKind, Image, State, record_event
 from uploads.serializers import UploadPayload
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,8 @@ def receive_upload(*, uploader: Uploader, payload: UploadPayload) -> tuple[Image
     sha256 = hashlib.sha256(payload.data).hexdigest()
     existing = _existing(uploader, sha256)
     if existing is not None:
+        if existing.state == State.FAILED:
+            return _start_again(existing, uploader, payload.data)
         return existing, False
     md5 = hashlib.md5(payload.data, usedforsecurity=False).hexdigest()
     wrote = store_original(md5, sha256, payload.data, info.content_type)
@@ -88,6 +92,19 @@ def upload_details(payload: UploadPayload, info: ImageInfo) -> dict[str, object]
     return details
 
 
+def _start_again(image: Image, uploader: Uploader, data: bytes) -> tuple[Image, bool]:
+    """The same bytes again for an imageable whose image failed: its original is stored again
+    if it went missing, and the stage that failed starts over. (image, True) when it did,
+    like a new upload; (image, False) when another request restarted it first."""
+    store_original(image.md5, image.sha256, data, image.content_type)
+    try:
+        restarted = image.retry(actor=Actor.uploader(uploader.id), reason="uploaded again")
+    except DatabaseError:
+        raise unavailable("database_unavailable", "The service is briefly unavailable.") from None
+    image.refresh_from_db()
+    return image, restarted
+
+
 def _existing(uploader: Uploader, sha256: str) -> Image | None:
     try:
         return Image.objects.filter(
@@ -136,3 +153,36 @@ def _forget_original(md5: str) -> None:
             private_storage().delete(md5)
     except Exception:
         log.warning("could not remove orphaned original %s; check_integrity reports it", md5)
+
+
+def take_down_content(*, image: Image, by: Any, reason: str, actor: str = "") -> list[Image]:
+    """Take `image` down and, with it, every other image of the same bytes that is published
+    or on its way (approved, publishing): their public objects are the same keys. Each gets
+    its own transition, event and notice; a copy waiting for review is rejected with the
+    takedown's reason. Every copy's transition is in one transaction. Returns the images that
+    changed, `image` first ([] when `image` could not be taken down)."""
+    actor = actor or Actor.of(by, otherwise="takedown")
+    changed: list[Image] = []
+    with transaction.atomic():
+        if not image.take_down(by=by, reason=reason, actor=actor):
+            return []
+        changed.append(image)
+        why = f"same bytes as taken-down image {image.pk}: {reason}"
+        details = {"same_bytes_as": str(image.pk)}
+        copies = Image.objects.same_bytes(image).filter(
+            state__in=[State.PUBLISHED, State.APPROVED, State.PUBLISHING, State.IN_REVIEW]
+        )
+        for copy in copies.order_by("created_at"):
+            if copy.state == State.IN_REVIEW:
+                done = copy.reject(by=by, reason=why, actor=actor, details=details)
+            else:
+                done = copy.take_down(by=by, reason=why, actor=actor, details=details)
+            if done:
+                changed.append(copy)
+    return changed
+
+
+def other_pins_showing(image: Image) -> int:
+    """How many other images (other pins) show these bytes now or will: what a takedown of
+    `image` takes down with it."""
+    return Image.objects.same_bytes(image).showing().count()

@@ -35,9 +35,16 @@ from moderation.console.views import (
 from moderation.models import ModerationResult
 from notifications.admin import NotificationInline
 from publishing.services import public_storage
-from uploads.models import Image, State
+from uploads.models import Actor, Image, State
+from uploads.services import other_pins_showing, take_down_content
 
 TIMELINE_LIMIT = 200
+RESTORE_REASONS = [
+    ("Decided in error", "Decided in error"),
+    ("Appeal upheld", "Appeal upheld"),
+    ("Legal request withdrawn", "Legal request withdrawn"),
+    ("Other", "Other (say why below)"),
+]
 post_only = method_decorator(require_POST)
 
 
@@ -64,7 +71,14 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
     search_help_text = "Exact md5, sha256, image id, uploader id or imageable id."
     list_per_page = 50
     show_full_result_count = False
-    actions = ("approve_selected", "reject_selected", "take_down_selected", "block_selected")
+    actions = (
+        "approve_selected",
+        "reject_selected",
+        "take_down_selected",
+        "restore_selected",
+        "retry_selected",
+        "block_selected",
+    )
     fieldsets = (
         (
             "Upload",
@@ -239,6 +253,7 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
             "can_decide": can_moderate and image.state == State.IN_REVIEW,
             "claim": claims.holder(image.pk),
             "can_take_down": can_moderate and image.state in views.TAKE_DOWN_STATES,
+            "other_pins_showing": other_pins_showing(image) if can_moderate else 0,
             "reject_form": ReasonForm(prefix="reject"),
             "take_down_form": ReasonForm(prefix="take_down", choices=TAKE_DOWN_REASONS),
         }
@@ -291,9 +306,7 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
     def take_down_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         image = self._image(request, object_id, moderate=True)
         form = ReasonForm(request.POST, prefix="take_down", choices=TAKE_DOWN_REASONS)
-        return views.decide(
-            self, request, image, lambda im, why: im.take_down(by=request.user, reason=why), form
-        )
+        return views.decide(self, request, image, self._take_down(request), form)
 
     # --- Bulk actions ---
 
@@ -324,7 +337,53 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
             verb="Take down",
             past="taken down",
             choices=TAKE_DOWN_REASONS,
-            decision=lambda im, why: im.take_down(by=request.user, reason=why),
+            decision=self._take_down(request),
+            notice=self._same_bytes_notice(queryset),
+        )
+
+    @staticmethod
+    def _take_down(request: HttpRequest) -> views.Decision:
+        """A takedown is of the content: every other image of its bytes shown or on its way
+        goes with it (uploads.services.take_down_content)."""
+        return lambda im, why: bool(take_down_content(image=im, by=request.user, reason=why))
+
+    @staticmethod
+    def _same_bytes_notice(queryset: QuerySet[Image]) -> str:
+        chosen = list(queryset.values_list("pk", "sha256"))
+        others = (
+            Image.objects.filter(sha256__in={sha for _, sha in chosen})
+            .exclude(pk__in=[pk for pk, _ in chosen])
+            .showing()
+            .count()
+        )
+        if not others:
+            return ""
+        return f"{others} other pin(s) show the same bytes: they are taken down with these."
+
+    @admin.action(
+        description="Restore selected rejected or taken-down images…", permissions=["moderate"]
+    )
+    def restore_selected(self, request: HttpRequest, queryset: QuerySet[Image]) -> Any:
+        return views.ask_reason(
+            self,
+            request,
+            queryset,
+            action="restore_selected",
+            verb="Restore",
+            past="restored (unblocked, to be published again)",
+            choices=RESTORE_REASONS,
+            decision=lambda im, why: im.restore(by=request.user, reason=why),
+        )
+
+    @admin.action(description="Retry selected failed images", permissions=["moderate"])
+    def retry_selected(self, request: HttpRequest, queryset: QuerySet[Image]) -> None:
+        actor = Actor.user(request.user)
+        views.apply_all(
+            self,
+            request,
+            queryset,
+            lambda im: im.retry(actor=actor, by=request.user),
+            "put back at the stage that failed",
         )
 
     @admin.action(description="Add selected images to the blocklist", permissions=["block"])

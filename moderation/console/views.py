@@ -226,8 +226,10 @@ def ask_reason(
     past: str,
     choices: list[tuple[str, str]],
     decision: Decision,
+    notice: str = "",
 ) -> TemplateResponse | None:
-    """A bulk action that needs a reason: an intermediate page asks for it, then applies."""
+    """A bulk action that needs a reason: an intermediate page asks for it (with `notice`,
+    what the moderator must know before confirming), then applies."""
     form = ReasonForm(request.POST if "confirm" in request.POST else None, choices=choices)
     if form.is_bound and form.is_valid():
         apply_all(model_admin, request, queryset, lambda image: decision(image, form.text), past)
@@ -241,6 +243,7 @@ def ask_reason(
         "form": form,
         "action": action,
         "verb": verb,
+        "notice": notice,
         "action_checkbox_name": ACTION_CHECKBOX_NAME,
     }
     return TemplateResponse(request, "admin/uploads/image/action_reason.html", context)

@@ -151,11 +151,14 @@ class Topology:
     def url(self) -> str:
         return str(self.stack.web_url)
 
-    def upload(self, data: bytes, timeout: float = 60) -> tuple[int, dict[str, str], Any]:
+    def upload(
+        self, data: bytes, *, timeout: float = 60, **claims: Any
+    ) -> tuple[int, dict[str, str], Any]:
+        """POST the image; `claims` change the token's (e.g. the same `imageable_id` again)."""
         body = json.dumps({"data": {"image": base64.b64encode(data).decode()}}).encode()
         request = urllib.request.Request(self.url + "/", data=body, method="POST")
         request.add_header("Content-Type", "application/json")
-        token = tokens.sign(iss=self.pinster.url)  # PinsterApi here is the stand-in
+        token = tokens.sign(iss=self.pinster.url, **claims)  # PinsterApi here is the stand-in
         request.add_header("Authorization", f"Bearer {token}")
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -211,6 +214,24 @@ class Topology:
             " state_changed_at = now() - interval '1 hour' WHERE id = %s",
             image_id,
         )
+
+    def wait_states(self, ids: list[str], states: set[str], timeout: float = 90) -> dict[str, str]:
+        """Wait until every image of `ids` is in one of `states`."""
+        found = wait_until(lambda: set(self._states(ids).values()) <= states, timeout, 0.5)
+        assert found, f"not {sorted(states)} within {timeout}s: {self._states(ids)}\n{self.logs()}"
+        return self._states(ids)
+
+    def manage(self, *args: str) -> tuple[int, str]:
+        """`manage.py <args>` as an operator runs it against this stack: (status, output)."""
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=repo_root(),
+            env=self.stack.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        return done.returncode, done.stdout + done.stderr[-3000:]
 
     def check_integrity(self, *args: str) -> tuple[int, str]:
         done = subprocess.run(

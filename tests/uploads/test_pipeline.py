@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import io
 import time
+import uuid
 from collections import Counter
 from datetime import timedelta
+from io import StringIO
 
 import dramatiq
 import pytest
+from django.core.files.storage import storages
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
+from PIL import Image as PILImage
 
+from infra.storage import read_bytes
 from moderation.backends import TestBackend, UnmoderatableImage
 from moderation.tasks import moderate_image
 from publishing.tasks import make_thumbnails
@@ -19,7 +27,7 @@ from tests import services
 from tests.photos import photo
 from tests.uploads.conftest import data_url
 from uploads.models import MODERATION, PUBLISHING, EventKind, Image, ImageEvent, State
-from uploads.pipeline import reconcile_images
+from uploads.pipeline import reconcile_images, run_stage, take_back_leases
 
 FINAL = {State.PUBLISHED, State.REJECTED, State.FAILED, State.IN_REVIEW}
 
@@ -290,3 +298,137 @@ def test_an_upload_travels_to_published_through_rabbitmq_with_confirmed_delivery
                 worker.stop()
     assert image.state == State.PUBLISHED
     assert_no_transition_twice(image)
+
+
+# --- Leases, failed images, what the status API reports ----------------------------------
+
+
+def fail_publishing(post, jpeg) -> str:
+    """An image whose publishing failed for good (its original went missing meanwhile)."""
+    image_id = post({"data": {"image": data_url(jpeg)}}).json()["id"]
+    moderate_image(image_id)
+    Image.objects.filter(pk=image_id).update(state=State.PUBLISHING, attempts=5, lease_until=None)
+    make_thumbnails(image_id)
+    assert Image.objects.get(pk=image_id).state == State.FAILED
+    return image_id
+
+
+@pytest.mark.django_db
+def test_a_re_upload_of_a_failed_image_starts_the_stage_that_failed_again(post, jpeg, broker):
+    image_id = fail_publishing(post, jpeg)
+    broker.flush_all()
+
+    response = post({"data": {"image": data_url(jpeg)}})  # the same bytes, the same pin
+
+    assert response.status_code == 202
+    assert response.json()["id"] == image_id
+    assert response.json()["state"] == State.APPROVED  # back where it failed, not moderated again
+    assert broker.queues["thumbnails"].qsize() == 1
+    make_thumbnails(image_id)
+    image = Image.objects.get(pk=image_id)
+    assert image.state == State.PUBLISHED
+    assert transitions(image)[-3:] == [
+        ("failed", "approved"),
+        ("approved", "publishing"),
+        ("publishing", "published"),
+    ]
+    retried = image.events.get(from_state=State.FAILED)
+    assert retried.actor.startswith("uploader:")
+    assert retried.details["retry_of"] == "publishing"
+    assert "gave up" in retried.details["failure_reason"]
+
+
+@pytest.mark.django_db
+def test_a_failed_moderation_is_retried_from_received(
+    post, jpeg, broker, django_capture_on_commit_callbacks
+):
+    image_id = post({"data": {"image": data_url(jpeg)}}).json()["id"]
+    image = Image.objects.get(pk=image_id)
+    assert image.claim(MODERATION, lease_seconds=30)
+    assert image.fail(reason="moderation backend misconfigured", actor="system:test")
+    broker.flush_all()
+
+    out = StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("retry_failed", "--since", "1h", stdout=out)
+
+    assert Image.objects.get(pk=image_id).state == State.RECEIVED
+    assert broker.queues["moderation"].qsize() == 1
+    assert "1 failed image(s) put back" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_retry_failed_takes_only_the_images_named(post, jpeg, broker):
+    image_id = fail_publishing(post, jpeg)
+    with pytest.raises(CommandError, match="not failed or not found"):
+        call_command("retry_failed", "--image", str(uuid.uuid4()), stdout=StringIO())
+    call_command("retry_failed", "--image", image_id, "--dry-run", stdout=StringIO())
+    assert Image.objects.get(pk=image_id).state == State.FAILED
+
+    call_command("retry_failed", "--image", image_id, stdout=StringIO())
+
+    image = Image.objects.get(pk=image_id)
+    assert (image.state, image.attempts, image.failure_reason) == (State.APPROVED, 0, "")
+    assert image.events.get(from_state=State.FAILED).actor == "system:retry_failed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_running_task_renews_its_short_lease(post, jpeg, settings):
+    settings.LEASE_SECONDS = 6
+    image_id = post({"data": {"image": data_url(jpeg)}}).json()["id"]
+    seen = []
+
+    def slow_work(image: Image) -> None:
+        for _ in range(2):
+            seen.append(Image.objects.values_list("lease_until", flat=True).get(pk=image.pk))
+            time.sleep(2.5)
+
+    run_stage(image_id, MODERATION, slow_work)
+
+    first, second = seen
+    assert first is not None and second is not None
+    assert second > first  # renewed after a third of the lease
+    assert first - timezone.now() < timedelta(seconds=6)
+
+
+@pytest.mark.django_db
+def test_start_up_takes_back_the_leases_of_the_previous_run_only(post, jpeg):
+    old = Image.objects.get(pk=post({"data": {"image": data_url(jpeg)}}).json()["id"])
+    assert old.claim(MODERATION, lease_seconds=300)
+    started = timezone.now()
+    new = Image.objects.get(
+        pk=post({"data": {"image": data_url(photo(800, 600, quality=55))}}).json()["id"]
+    )
+    assert new.claim(MODERATION, lease_seconds=300)
+
+    assert take_back_leases(started) == 1
+
+    assert Image.objects.get(pk=old.pk).lease_until is None
+    assert Image.objects.get(pk=new.pk).lease_until is not None
+    assert reconcile_images(quiet_for=0) == 1  # the old one, at once
+
+
+@pytest.mark.django_db
+def test_the_status_api_reports_the_upright_size_of_an_exif_rotated_photo(post, api):
+    rotated = photo(1600, 1200, orientation=6)  # shown 1600x1200, stored 1200x1600
+    with PILImage.open(io.BytesIO(rotated)) as stored:
+        assert stored.size == (1200, 1600)
+
+    body = post({"data": {"image": data_url(rotated)}}).json()
+
+    assert (body["width"], body["height"]) == (1600, 1200)
+    status = api.get(body["status_url"].split("imageservice.test")[-1]).json()
+    assert (status["width"], status["height"]) == (1600, 1200)
+
+
+@pytest.mark.django_db
+def test_the_published_original_is_capped_to_public_original_max_side(post, settings):
+    settings.PUBLIC_ORIGINAL_MAX_SIDE = 1000
+    image_id = post({"data": {"image": data_url(photo(2400, 1600))}}).json()["id"]
+    moderate_image(image_id)
+    make_thumbnails(image_id)
+    image = Image.objects.get(pk=image_id)
+    assert image.state == State.PUBLISHED
+
+    with PILImage.open(io.BytesIO(read_bytes(storages["public"], image.md5))) as published:
+        assert published.size == (1000, 667)

@@ -29,6 +29,7 @@ class Command(BaseCommand):
             # Tokens name the service by its URL: follow the address actually served.
             os.environ["IMAGE_SERVICE_URL"] = settings.IMAGE_SERVICE_URL = f"http://{bind}"
             os.environ.setdefault("MEDIA_URL", f"http://{bind}/media/")
+        call_command("check")  # a bad setting stops here, named (imageservice/checks.py)
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         call_command("setup_roles", verbosity=0)
