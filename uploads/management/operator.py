@@ -12,6 +12,22 @@ from django.core.management.base import CommandError, CommandParser
 from uploads.models import Actor, Image
 
 
+def add_decision_arguments(parser: CommandParser, default_actor: str, reason_help: str) -> None:
+    """The image, the required reason, and who decides: a decision's arguments."""
+    parser.add_argument("image", help="image id or md5")
+    parser.add_argument("--reason", required=True, help=reason_help)
+    add_operator_arguments(parser, default_actor)
+
+
+def decision_of(options: dict[str, Any]) -> tuple[Image, str, Any, str]:
+    """(image, reason, user or None, actor) of a decision's arguments; a blank reason refused."""
+    reason = options["reason"].strip()
+    if not reason:
+        raise CommandError("--reason must say why")
+    user, actor = operator(options)
+    return find_image(options["image"]), reason, user, actor
+
+
 def add_operator_arguments(parser: CommandParser, default_actor: str) -> None:
     parser.add_argument("--by", metavar="USERNAME", help="the staff user this is done as")
     parser.add_argument(

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from uploads.management.operator import add_operator_arguments, find_image, operator
+from uploads.management.operator import add_decision_arguments, decision_of
 
 
 class Command(BaseCommand):
@@ -14,16 +14,10 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("image", help="image id (or md5)")
-        parser.add_argument("--reason", required=True, help="recorded with the decision")
-        add_operator_arguments(parser, "restore")
+        add_decision_arguments(parser, "restore", "recorded with the decision")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        reason = options["reason"].strip()
-        if not reason:
-            raise CommandError("--reason must say why")
-        user, actor = operator(options)
-        image = find_image(options["image"])
+        image, reason, user, actor = decision_of(options)
         if not image.restore(by=user, reason=reason, actor=actor):
             raise CommandError(f"image {image.pk} was not restored: it is {image.state}")
         self.stdout.write(f"{image.pk} restored: {image.state}, to be published again")

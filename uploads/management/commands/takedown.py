@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from uploads.management.operator import add_operator_arguments, find_image, operator
+from uploads.management.operator import add_decision_arguments, decision_of
 from uploads.services import take_down_content
 
 
@@ -16,16 +16,10 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("image", help="image id or md5")
-        parser.add_argument("--reason", required=True, help="recorded and sent to the uploader")
-        add_operator_arguments(parser, "takedown")
+        add_decision_arguments(parser, "takedown", "recorded and sent to the uploader")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        reason = options["reason"].strip()
-        if not reason:
-            raise CommandError("--reason must say why")
-        user, actor = operator(options)
-        image = find_image(options["image"])
+        image, reason, user, actor = decision_of(options)
         changed = take_down_content(image=image, by=user, reason=reason, actor=actor)
         if not changed:
             raise CommandError(f"image {image.pk} was not changed: it is {image.state}")
