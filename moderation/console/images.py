@@ -358,7 +358,8 @@ class ImageAdmin(ReadOnly, admin.ModelAdmin):
         )
         if not others:
             return ""
-        return f"{others} other pin(s) show the same bytes: they are taken down with these."
+        pins = "1 other pin shows" if others == 1 else f"{others} other pins show"
+        return f"{pins} the same bytes: they are taken down with these."
 
     @admin.action(
         description="Restore selected rejected or taken-down images…", permissions=["moderate"]

@@ -33,11 +33,11 @@ def test_a_takedown_says_how_many_other_pins_show_the_bytes_and_takes_them_down_
     client = client_for(moderator)
 
     page = client.get(f"/admin/uploads/image/{shown.pk}/change/").content.decode()
-    assert "2 other pin(s) show these bytes" in page
+    assert "2 other pins show these bytes" in page
     ask = client.post(
         CHANGELIST, {"action": "take_down_selected", "_selected_action": [str(shown.pk)]}
     )
-    assert "2 other pin(s) show the same bytes" in ask.content.decode()
+    assert "2 other pins show the same bytes" in ask.content.decode()
 
     with django_capture_on_commit_callbacks(execute=True):
         client.post(
@@ -106,7 +106,7 @@ def test_retry_puts_failed_images_back_and_names_the_others(
         )
 
     text = done.content.decode()
-    assert "1 image(s) put back at the stage that failed." in text
+    assert "1 image put back at the stage that failed." in text
     assert "was not changed: it is already published" in text
     failed.refresh_from_db()
     # Its history says it failed in moderation (moderating → failed): moderation runs again.
