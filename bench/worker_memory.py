@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import io
 import os
 import sys
 import time
@@ -28,25 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "deploy"))
 
-SIDE = 7000  # 49 MP, just under MAX_IMAGE_PIXELS' default of 50 MP
 GROWTH_LIMIT_MB = 1536
-
-
-def huge(fmt: str, seed: int) -> bytes:
-    """A 7000x7000 picture that compresses to a small file: flat shapes on a gradient."""
-    from PIL import Image, ImageDraw
-
-    img = Image.linear_gradient("L").resize((SIDE, SIDE)).convert("RGB")
-    draw = ImageDraw.Draw(img)
-    for i in range(12):
-        x, y = (seed * 977 + i * 613) % SIDE, (seed * 131 + i * 1361) % SIDE
-        draw.ellipse((x, y, x + 900, y + 600), fill=((i * 40) % 256, 120, (seed * 60) % 256))
-    out = io.BytesIO()
-    if fmt == "WEBP":
-        img.save(out, "WEBP", quality=60, method=0)
-    else:
-        img.save(out, "PNG", compress_level=1)
-    return out.getvalue()
 
 
 def upload(url: str, token: str, data: bytes, content_type: str) -> int:
@@ -113,6 +94,8 @@ def main() -> None:
     from tests.services import redis_server
 
     print("making 4 WebP and 2 PNG of 7000x7000 ...", flush=True)
+    from tests.photos import huge_picture as huge
+
     inputs = [(huge("WEBP", n), "image/webp") for n in range(4)]
     inputs += [(huge("PNG", n + 4), "image/png") for n in range(2)]
     print("sizes: " + ", ".join(f"{len(d) / 1e3:.0f} KB" for d, _ in inputs), flush=True)

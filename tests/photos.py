@@ -290,3 +290,23 @@ def exif_of(data: bytes) -> Image.Exif:
 def has_gps(data: bytes) -> bool:
     exif = exif_of(data)
     return GPS_IFD in exif and bool(exif.get_ifd(GPS_IFD))
+
+
+HUGE_SIDE = 7000  # 49 MP, just under MAX_IMAGE_PIXELS' default of 50 MP
+
+
+def huge_picture(fmt: str, seed: int) -> bytes:
+    """7000x7000 (49 MP) in a small file: flat shapes on a gradient."""
+    from PIL import Image, ImageDraw
+
+    img = Image.linear_gradient("L").resize((HUGE_SIDE, HUGE_SIDE)).convert("RGB")
+    draw = ImageDraw.Draw(img)
+    for i in range(12):
+        x, y = (seed * 977 + i * 613) % HUGE_SIDE, (seed * 131 + i * 1361) % HUGE_SIDE
+        draw.ellipse((x, y, x + 900, y + 600), fill=((i * 40) % 256, 120, (seed * 60) % 256))
+    out = io.BytesIO()
+    if fmt == "WEBP":
+        img.save(out, "WEBP", quality=60, method=0)
+    else:
+        img.save(out, "PNG", compress_level=1)
+    return out.getvalue()

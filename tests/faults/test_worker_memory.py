@@ -7,34 +7,17 @@ bench/worker_memory.py measures the same with compose's 2 processes x 4 threads.
 from __future__ import annotations
 
 import concurrent.futures
-import io
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw
 
 from tests.faults.topology import Topology
+from tests.photos import huge_picture as huge
 from tests.photos import photo
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
-SIDE = 7000
 GROWTH_LIMIT_KB = 1536 * 1024
-
-
-def huge(fmt: str, seed: int) -> bytes:
-    """7000x7000 (49 MP) in a small file: flat shapes on a gradient."""
-    img = Image.linear_gradient("L").resize((SIDE, SIDE)).convert("RGB")
-    draw = ImageDraw.Draw(img)
-    for i in range(12):
-        x, y = (seed * 977 + i * 613) % SIDE, (seed * 131 + i * 1361) % SIDE
-        draw.ellipse((x, y, x + 900, y + 600), fill=((i * 40) % 256, 120, (seed * 60) % 256))
-    out = io.BytesIO()
-    if fmt == "WEBP":
-        img.save(out, "WEBP", quality=60, method=0)
-    else:
-        img.save(out, "PNG", compress_level=1)
-    return out.getvalue()
 
 
 def status_kb(pid: int, field: str) -> int:
