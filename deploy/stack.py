@@ -36,6 +36,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -144,6 +145,7 @@ class Stack:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.run_dir = Path(args.var_dir).resolve()
+        self.nginx_temp: Path | None = None  # nginx's temporary files when run as root
         self.children: list[Child] = []
         self.stopping = False
         self.web_port = args.port or free_port()
@@ -278,18 +280,25 @@ class Stack:
         pid file, temporary files and logs in the run folder."""
         folder = self.run_dir / "nginx"
         shutil.rmtree(folder, ignore_errors=True)
-        temp = [folder / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")]
+        folder.mkdir(parents=True)
+        user, temp_root = "", folder
+        if os.geteuid() == 0:
+            # nginx's workers drop root, and a run folder made by mkdtemp (mode 0700, like a
+            # test's tmp_path) is closed to them: a body over client_body_buffer_size could not
+            # be buffered (a 500 for every upload over 1 MiB). Their temporary files go to a
+            # folder of their own under the system's temporary directory, removed by down().
+            temp_root = self.nginx_temp = Path(tempfile.mkdtemp(prefix="imageservice-nginx-"))
+            user = "user nobody nogroup;"
+        temp = [temp_root / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")]
         for path in temp:
             path.mkdir(parents=True)
+        if user:
+            nobody, nogroup = pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
+            for path in [temp_root, *temp]:
+                os.chown(path, nobody, nogroup)
         variables = self.nginx_variables()
         site = TEMPLATE_VARIABLE.sub(lambda m: variables[m[1]], NGINX_TEMPLATE.read_text())
         (folder / "imageservice.conf").write_text(site)
-        user = ""
-        if os.geteuid() == 0:  # nginx's workers drop root: give them the temporary folders
-            nobody, nogroup = pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
-            for path in [folder, *temp]:
-                os.chown(path, nobody, nogroup)
-            user = "user nobody nogroup;"
         main = f"""{user}
 worker_processes 1;
 pid {folder}/nginx.pid;
@@ -456,6 +465,8 @@ http {{
             for child in group:
                 if child.log is not None:
                     child.log.close()
+        if self.nginx_temp is not None:
+            shutil.rmtree(self.nginx_temp, ignore_errors=True)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -205,7 +205,10 @@ def test_an_upload_is_published_by_the_topology_and_readyz_turns_red_without_red
             pad = (MAX_TOKEN_BYTES - len(upload_token(stack))) * 3 // 4 - 16
             token = upload_token(stack, pad="x" * pad)
             assert MAX_TOKEN_BYTES - 100 < len(token) <= MAX_TOKEN_BYTES
-            jpeg = photo(640, 480)
+            # Over nginx's 1 MiB client_body_buffer_size: buffered in a temporary file, which
+            # nginx's unprivileged workers must be able to write (a 500 before that was fixed).
+            jpeg = photo(2000, 1500, quality=95)
+            assert len(jpeg) > 1024 * 1024
             image = {"data": {"image": base64.b64encode(jpeg).decode(), "name": "Smoke test"}}
             status, headers, body = http("POST", f"{web}/api/v1/images/", image, token, 60)
             assert status == 202, body
