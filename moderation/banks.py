@@ -26,11 +26,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from moderation import blocklist, hashindex, pdq
-from moderation.backends import Original, UnmoderatableImage
+from moderation.backends import DECODE_AT, Original, UnmoderatableImage
 from moderation.models import Bank, BankAction, BankEntry, ModerationResult
 from uploads.models import Image
 
-DECODE_SIZE = (pdq.DECODE_SIDE, pdq.DECODE_SIDE)
+DECODE_SIZE = DECODE_AT  # Original decodes at this size once; smaller sizes are halved from it
 MD5_DIGITS = 32
 LOAD_CHUNK = 100_000
 
