@@ -89,7 +89,11 @@ class Original:
     def upright(self, at_least: tuple[int, int] | None = None) -> PILImage.Image:
         """The first frame, EXIF orientation applied, sRGB, alpha flattened onto white;
         decoded once per size (at least `at_least`, or full size). Do not modify it."""
-        if at_least not in self._decoded and _smaller(at_least, self.decode_at):
+        if (
+            at_least is not None
+            and at_least not in self._decoded
+            and _smaller(at_least, self.decode_at)
+        ):
             self._decoded[at_least] = _halved(self.upright(self.decode_at), at_least)
         if at_least not in self._decoded:
             data = self.data  # a storage error is transient: it must not look like bad bytes
@@ -107,8 +111,8 @@ class Original:
         return self._decoded[at_least]
 
 
-def _smaller(size: tuple[int, int] | None, than: tuple[int, int] | None) -> bool:
-    if size is None or than is None or size == than:
+def _smaller(size: tuple[int, int], than: tuple[int, int] | None) -> bool:
+    if than is None or size == than:
         return False
     return size[0] <= than[0] and size[1] <= than[1]
 
