@@ -7,10 +7,10 @@ GetObject, straight through botocore. Measured against moto on loopback (CPU of 
 a 60 KB thumbnail written in 3.2 ms instead of 7.7, a 3 MB original read in 5.5 ms instead of
 20.7. Everything else (names, locations, object parameters, ACLs, URLs) is django-storages'.
 
-One S3 client per process: django-storages builds a session and a client per thread and per
-storage, and each costs 65-105 ms of CPU (endpoint rules, service model). botocore clients are
-thread-safe, so every thread and every storage with the same endpoint, credentials and
-configuration shares one.
+One S3 client per process (and one unsigned client, for public URLs): django-storages builds a
+session and a client per thread and per storage, and each costs 65-105 ms of CPU (endpoint
+rules, service model). botocore clients are thread-safe, so every thread and every storage with
+the same endpoint, credentials and configuration shares one.
 """
 
 from __future__ import annotations
@@ -33,8 +33,20 @@ class S3Storage(s3.S3Storage):
         """The process's boto3 S3 resource for these connection settings (only its thread-safe
         client, ``meta.client``, is used from several threads; django-storages itself keeps
         one ``Bucket`` per storage across threads)."""
+        return self._shared("signed", lambda: super(S3Storage, self).connection)
+
+    @property
+    def unsigned_connection(self) -> Any:
+        """The same for the unsigned resource that ``url()`` builds public URLs with (without
+        query-string auth): django-storages makes one per thread, and a thread's first
+        notification paid ~100 ms of CPU loading botocore's S3 model for it (py-spy on the
+        pipeline bench's workers)."""
+        return self._shared("unsigned", lambda: super(S3Storage, self).unsigned_connection)
+
+    def _shared(self, kind: str, make: Any) -> Any:
         config = self.client_config
         key = (
+            kind,
             self.region_name,
             self.use_ssl,
             self.endpoint_url,
@@ -50,7 +62,7 @@ class S3Storage(s3.S3Storage):
             with _shared_lock:
                 connection = _shared.get(key)
                 if connection is None:
-                    connection = _shared[key] = super().connection
+                    connection = _shared[key] = make()
         return connection
 
     def _save(self, name: str, content: Any) -> str:

@@ -3,6 +3,7 @@ headers and ACL django-storages would set, one GetObject per read."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -80,3 +81,21 @@ def test_read_bytes_falls_back_to_open_for_other_storages(tmp_path):
     local = FileSystemStorage(location=str(tmp_path))
     local.save("x", ContentFile(b"bytes"))
     assert read_bytes(local, "x") == b"bytes"
+
+
+def test_every_thread_shares_the_process_s_clients_and_public_urls_are_unsigned(s3):
+    public, private = storages["public"], storages["default"]
+
+    def clients(n: int) -> tuple[int, int, str]:
+        url = public.url(f"{n:032x}_400x400")
+        return id(public.connection), id(public.unsigned_connection), url
+
+    with ThreadPoolExecutor(4) as pool:
+        seen = list(pool.map(clients, range(8)))
+
+    assert len({signed for signed, _, _ in seen}) == 1
+    assert len({unsigned for _, unsigned, _ in seen}) == 1
+    assert private.unsigned_connection is public.unsigned_connection  # same endpoint and keys
+    for _, _, url in seen:
+        assert url.startswith(f"{settings.AWS_S3_ENDPOINT_URL}/{settings.BUCKET_NAME}/")
+        assert "Signature" not in url and "?" not in url
