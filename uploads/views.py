@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 from infra.errors import unavailable
 from uploads.authentication import Uploader
 from uploads.models import Image
+from uploads.parsers import StrictJSONParser, UploadMultipartParser
 from uploads.serializers import (
     ErrorSerializer,
     ImageSerializer,
@@ -78,6 +79,7 @@ ERRORS = {
 
 
 class UploadView(APIView):
+    parser_classes = [StrictJSONParser, UploadMultipartParser]
     throttle_classes = [UploaderRateThrottle]
 
     @extend_schema(
