@@ -146,10 +146,18 @@ def split_form(body: bytes, boundary: bytes, encoding: str) -> tuple[QueryDict, 
     return form.fields, form.files
 
 
+# The headers a part's meaning depends on. Django parsed every line (email.message, ~6 us a
+# line with parameters): 900 parts of 100 such junk lines cost 0.58 s of CPU per request.
+READ_HEADERS = frozenset({b"content-disposition", b"content-type", b"content-transfer-encoding"})
+
+
 def part_headers(block: bytes) -> dict[str, tuple[str, dict[str, str]]]:
-    """Django's reading: each line parsed on its own, a line it cannot read skipped."""
+    """Django's reading of the headers that matter: each line parsed on its own, a line it
+    cannot read skipped."""
     headers: dict[str, tuple[str, dict[str, str]]] = {}
     for line in block.split(b"\r\n"):
+        if line.split(b":", 1)[0].lstrip().lower() not in READ_HEADERS:
+            continue
         try:
             value, params = parse_header_parameters(line.decode())
             name, value = value.split(":", 1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from django.test import override_settings
 from infra.errors import ApiError
 from tests.photos import photo
 from uploads.models import Image
-from uploads.parsers import UploadMultipartParser
+from uploads.parsers import FORM_ALLOWANCE, UploadMultipartParser, split_form
 
 pytestmark = pytest.mark.django_db
 
@@ -238,8 +239,6 @@ class Unread(io.RawIOBase):
 
 @override_settings(MAX_IMAGE_BYTES=50_000)
 def test_a_body_longer_than_the_image_limit_allows_is_refused_before_it_is_read(rf):
-    from uploads.parsers import FORM_ALLOWANCE
-
     request = rf.post("/", content_type=CONTENT_TYPE)
     request.META["CONTENT_LENGTH"] = str(50_000 + FORM_ALLOWANCE + 1)
     context = {"request": request, "encoding": "utf-8"}
@@ -262,3 +261,15 @@ def test_a_charset_that_is_not_a_text_encoding_is_a_400(post, assert_nothing_lef
         assert_nothing_left,
         content_type=CONTENT_TYPE + "; charset=bz2_codec",
     )
+
+
+def test_header_lines_that_do_not_matter_are_not_parsed(post):
+    junk = b"X-Junk: a; b=c\r\n" * 60
+    body = raw_part(junk + b'content-disposition: form-data; name="f"\r\n', b"v") * 900
+    start = time.process_time()
+    fields, _ = split_form(body + END, BOUNDARY.encode(), "utf-8")
+    assert time.process_time() - start < 0.2  # 0.38 s when every line was parsed
+    assert fields.getlist("f") == ["v"] * 900
+
+    disposition = b'CONTENT-DISPOSITION: form-data; name="image"; filename="a.jpg"\r\n'
+    assert send(post, raw_part(junk[:320] + disposition, JPEG) + END).status_code == 202
