@@ -20,11 +20,13 @@ from rest_framework.views import APIView
 from infra.errors import unavailable
 from uploads.authentication import Uploader
 from uploads.models import Image
+from uploads.parsers import StrictJSONParser, UploadMultipartParser
 from uploads.serializers import (
     ErrorSerializer,
     ImageSerializer,
     UploadJsonSerializer,
     UploadMultipartSerializer,
+    image_body,
     parse_upload,
 )
 from uploads.services import receive_upload
@@ -78,6 +80,7 @@ ERRORS = {
 
 
 class UploadView(APIView):
+    parser_classes = [StrictJSONParser, UploadMultipartParser]
     throttle_classes = [UploaderRateThrottle]
 
     @extend_schema(
@@ -93,7 +96,7 @@ class UploadView(APIView):
             payload = parse_upload(request)
             uploader = cast(Uploader, request.user)  # set by PinsterTokenAuthentication
             image, created = receive_upload(uploader=uploader, payload=payload)
-        body = ImageSerializer(image).data
+        body = image_body(image)
         headers = {"Location": body["status_url"]}
         return Response(
             body, status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK, headers=headers
@@ -129,4 +132,4 @@ class ImageDetailView(APIView):
             ) from None
         if image is None:
             return Response({"code": "not_found", "error": "Not found."}, status.HTTP_404_NOT_FOUND)
-        return Response(ImageSerializer(image).data)
+        return Response(image_body(image))

@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import queued_messages
 from tests.photos import photo
-from tests.uploads.conftest import data_url, stored_keys
+from tests.uploads.conftest import data_url, stored_keys, use_local_storage
 from uploads.models import EventKind, Image, State
 
 pytestmark = pytest.mark.django_db
@@ -56,6 +56,26 @@ def test_the_original_is_stored_privately_under_its_md5(post, jpeg):
     assert not storages["public"].exists(md5)
     image = Image.objects.get()
     assert image.sha256 == hashlib.sha256(jpeg).hexdigest()
+
+
+def test_local_storage_writes_the_original_in_one_piece(post, settings, tmp_path, monkeypatch):
+    from django.core.files.storage import FileSystemStorage
+
+    use_local_storage(settings, tmp_path)
+    big = photo(1600, 1200, quality=95)
+    assert len(big) > 4 * 64 * 1024  # several of the 64 KiB chunks Django writes by default
+    pieces = []
+    save = FileSystemStorage._save
+
+    def counting_save(storage, name, content):
+        pieces.append(sum(1 for _ in content.chunks()))
+        return save(storage, name, content)
+
+    monkeypatch.setattr(FileSystemStorage, "_save", counting_save)
+    assert post({"data": {"image": data_url(big)}}).status_code == 202
+    assert pieces == [1]
+    with open(tmp_path / "private" / Image.objects.get().md5, "rb") as stored:
+        assert stored.read() == big
 
 
 def test_the_api_path_behaves_like_the_root_path(post, jpeg):
