@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import os
 
-from django.core.wsgi import get_wsgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imageservice.settings")
+django.setup(set_prefix=False)  # what django.core.wsgi.get_wsgi_application does
 
-application = get_wsgi_application()
+from infra.wsgi import TolerantWSGIHandler  # noqa: E402
+
+application = TolerantWSGIHandler()
 
 from imageservice.embedded import start_embedded_worker  # noqa: E402
 

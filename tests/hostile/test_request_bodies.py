@@ -173,3 +173,31 @@ def test_a_body_with_its_content_length_is_read_and_judged(server):
 
     status, _, payload = parse(response)
     assert (status, payload["code"]) == (400, "missing_fields")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "expected"),
+    [
+        ("multipart/form-data; boundary*=bogus''x", (415, "unsupported_media_type")),
+        ("application/json; charset*=bogus''x", (415, "unsupported_media_type")),
+        ("application/json; charset*=utf-8''%ff%fe", (400, "missing_fields")),
+    ],
+)
+def test_a_content_type_parameter_in_an_unknown_charset_is_a_json_answer(
+    server, content_type, expected
+):
+    """RFC 2231 parameters Django cannot decode used to raise while it built the request,
+    before any middleware: a bare 500 on every endpoint. Now a header that cannot be read is
+    one the API does not support."""
+    body = json.dumps({"data": {"image": ""}}).encode()
+    request = (
+        f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{server}\r\n"
+        f"Authorization: Bearer {tokens.sign()}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+
+    response, _ = exchange(server, request, iter([body]))
+
+    status, headers, payload = parse(response)
+    assert (status, payload["code"]) == expected
+    assert headers["Content-Type"] == "application/json"
