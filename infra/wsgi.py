@@ -17,7 +17,7 @@ from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
 class TolerantWSGIRequest(WSGIRequest):
     def _set_content_type_params(self, meta: Any) -> None:
         try:
-            super()._set_content_type_params(meta)
+            super()._set_content_type_params(meta)  # type: ignore[misc]  # private in the stubs
         except ValueError:
             self.content_type = meta.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
             self.content_params = {}
