@@ -18,7 +18,7 @@ from django.conf import settings
 from PIL import Image as PILImage
 
 from infra.storage import read_bytes
-from publishing import budget, delivery, renders, thumbnails
+from publishing import budget, delivery, jpeg, renders, thumbnails
 from publishing.delivery import Wanted
 from publishing.services import (
     add_renditions,
@@ -130,8 +130,7 @@ def sources(image: Image, wanted: Wanted, fmt: str) -> Iterator[Source]:
 def published_original(image: Image, wanted: Wanted) -> Source | None:
     try:
         data = read_public(image.md5)
-        with PILImage.open(io.BytesIO(data)) as copy:
-            size = copy.size  # stored upright, without orientation
+        size = jpeg.frame_size(data) or _opened_size(data)  # stored upright
     except Exception:  # storage (botocore's errors are not OSErrors) or decoding
         log.warning("the published original of image %s is unreadable", image.pk)
         return None
@@ -161,8 +160,10 @@ def derivation_source(image: Image, wanted: Wanted, fmt: str) -> Source | None:
     uprights = {(image.width, image.height), (image.height, image.width)}
     candidates = []
     for key in image.renditions:
+        if key not in current:  # first: on-demand keys outnumber these as they are made
+            continue
         match = delivery.KEY.fullmatch(key)
-        if match is None or match["fill"] or match["ext"] != extension or key not in current:
+        if match is None or match["fill"] or match["ext"] != extension:
             continue
         (box,) = thumbnails.parse_sizes(match["size"])
         fits = {full: box.fit(*full) for full in uprights}
@@ -184,6 +185,11 @@ def derivation_source(image: Image, wanted: Wanted, fmt: str) -> Source | None:
 
 def read_public(key: str) -> bytes:
     return read_bytes(public_storage(), key)
+
+
+def _opened_size(data: bytes) -> tuple[int, int]:
+    with PILImage.open(io.BytesIO(data)) as img:
+        return img.size
 
 
 def _covers(source: tuple[int, int], target: tuple[int, int]) -> bool:
