@@ -29,7 +29,7 @@ from infra.errors import ApiError, unavailable
 from publishing import budget, delivery, on_demand
 from publishing import services as publishing
 from publishing.delivery import Wanted
-from uploads.models import Image, State
+from uploads.models import Image
 from uploads.serializers import ErrorSerializer
 
 log = logging.getLogger(__name__)
@@ -83,10 +83,7 @@ class DeliveryView(APIView):
         it is missing."""
         fmt = delivery.negotiate(wanted, request.headers.get("Accept", ""))
         try:
-            # Only what rendering needs; any published row of these bytes will do.
-            published = Image.objects.filter(md5=wanted.md5, state=State.PUBLISHED)
-            fields = ("id", "md5", "format", "width", "height", "renditions", "focal_x", "focal_y")
-            image = published.only(*fields)[:1].get()
+            image = on_demand.published_image(wanted.md5)
             key, made = on_demand.generate_on_demand(
                 image, wanted, fmt, on_miss=lambda: self.count_render(request)
             )
