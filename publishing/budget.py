@@ -1,6 +1,9 @@
 """The web process's budget for on-demand renders: one render per key at a time (across
 processes, through the shared cache), at most RENDER_CONCURRENCY renders at once per process;
-a request that cannot get its turn within RENDER_WAIT_SECONDS is told to come back (Busy)."""
+a request that cannot get its turn within RENDER_WAIT_SECONDS is told to come back (Busy).
+
+A key's turn lasts until its object is stored and recorded (which may be after the answer is
+sent: publishing.on_demand.Made); a process slot only while decoding and encoding."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
@@ -30,18 +34,33 @@ _key_locks: dict[str, tuple[threading.Lock, int]] = {}
 _slots: dict[int, threading.BoundedSemaphore] = {}
 
 
+@dataclass(frozen=True)
+class Turn:
+    waited: bool  # another request may have made the key meanwhile: look again first
+    deadline: float
+
+    @contextmanager
+    def rendering(self) -> Iterator[None]:
+        """Hold one of the process's RENDER_CONCURRENCY slots while rendering; raises Busy
+        when none frees up before the turn's deadline."""
+        slots = _process_slots()
+        if not slots.acquire(timeout=_left(self.deadline)):
+            raise Busy(retry_after=_retry_after())
+        try:
+            yield
+        finally:
+            slots.release()
+
+
 @contextmanager
-def render_turn(key: str) -> Iterator[bool]:
-    """Hold the right to render `key`; yields whether another request may have rendered it
-    meanwhile (the caller should look again before rendering). Raises Busy."""
+def render_turn(key: str) -> Iterator[Turn]:
+    """Hold the right to make `key` (render it with turn.rendering(), store and record it).
+    Raises Busy."""
     deadline = time.monotonic() + settings.RENDER_WAIT_SECONDS
     with ExitStack() as stack:
         waited = stack.enter_context(_in_process(key, deadline))
         waited = stack.enter_context(_across_processes(key, deadline)) or waited
-        if not _process_slots().acquire(timeout=_left(deadline)):
-            raise Busy(retry_after=_retry_after())
-        stack.callback(_process_slots().release)
-        yield waited
+        yield Turn(waited, deadline)
 
 
 @contextmanager

@@ -12,13 +12,16 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from functools import cache
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from PIL import Image as PILImage
 
 from infra.storage import read_bytes
-from publishing import budget, delivery, renders, thumbnails
+from publishing import budget, delivery, jpeg, renders, thumbnails
 from publishing.delivery import Wanted
 from publishing.services import (
     add_renditions,
@@ -29,7 +32,7 @@ from publishing.services import (
     save_public,
     thumbnail_keys,
 )
-from uploads.models import Image
+from uploads.models import Image, State
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,30 @@ class SourceUnavailable(Exception):
     """Nothing within the decode budget to render from (the published original is gone)."""
 
 
+# What rendering needs of a published image; any published row of its bytes will do.
+DELIVERY_FIELDS = ("id", "md5", "format", "width", "height", "renditions", "focal_x", "focal_y")
+
+
+def published_image(md5: str) -> Image:
+    """A published image with these bytes, with only DELIVERY_FIELDS loaded; raises
+    Image.DoesNotExist. The query is written out: building and compiling it with the ORM
+    (filter, only, [:1]) took 0.7 ms of a render's request in a worker, this 0.34 (caches cold
+    after the decode; 0.32 against 0.10 ms warm)."""
+    found = next(iter(Image.objects.raw(_published_sql(), [md5, State.PUBLISHED])), None)
+    if found is None:
+        raise Image.DoesNotExist(f"no published image of {md5}")
+    return found
+
+
+@cache
+def _published_sql() -> str:
+    quote = connection.ops.quote_name  # plain fields: each column is named as its field
+    selected = ", ".join(quote(name) for name in DELIVERY_FIELDS)
+    table = quote(Image._meta.db_table)
+    where = f"{quote('md5')} = %s AND {quote('state')} = %s"
+    return f"SELECT {selected} FROM {table} WHERE {where} LIMIT 1"  # noqa: S608 - no input
+
+
 def is_made(image: Image, key: str) -> bool:
     """The renditions of the row say what exists: a key not among them is missing without
     asking the storage (on S3 a round trip); one among them is checked, so an object deleted
@@ -53,29 +80,69 @@ def is_made(image: Image, key: str) -> bool:
     return key in image.renditions and public_storage().exists(key)
 
 
+class Made:
+    """A rendition rendered now and not kept yet, holding its key's render turn: its bytes can
+    be sent first (keeping it took 1.3 ms of a 41 ms request, measured in-process on the
+    bench's 12 MP photo: 0.45 writing the file, 0.9 the conditional UPDATE and its commit).
+    `keep()` then stores and records it and gives the turn up."""
+
+    def __init__(self, image: Image, key: str, rendition: thumbnails.Rendition, turn: ExitStack):
+        self.image, self.key, self.rendition = image, key, rendition
+        self._turn = turn
+        self._stored = self._kept = False
+
+    @property
+    def data(self) -> bytes:
+        return self.rendition.data
+
+    def store(self) -> None:
+        """Write the object now (before a redirect to it); raises what the storage raises."""
+        if not self._stored:
+            save_public(self.key, self.rendition)
+            self._stored = True
+
+    def keep(self) -> bool:
+        """Store the object (unless stored) and record it in the image's renditions, then give
+        up the turn; False when it could not be stored or recorded (logged, never raised: the
+        answer is out already; the next request renders it again) or when the image was taken
+        down meanwhile: then the public objects of its bytes are released (unless another
+        published image shows them), the object just written with them. Runs once."""
+        if self._kept:
+            return False
+        self._kept = True
+        with self._turn:
+            try:
+                self.store()
+                if add_renditions(self.image, [self.key]):
+                    return True
+                release_public_objects(self.image.md5)
+                log.info("image %s was taken down while %s was made", self.image.pk, self.key)
+            except Exception:
+                log.warning("cannot keep %s of image %s", self.key, self.image.pk, exc_info=True)
+        return False
+
+
 def generate_on_demand(
     image: Image, wanted: Wanted, fmt: str, *, on_miss: Callable[[], None] | None = None
-) -> tuple[str, bytes | None]:
-    """Make one missing rendition of a published image; returns its key, and its bytes when
-    it was rendered now (None when it was there already). `on_miss` runs before a render (a
-    rate limit raises there). Raises budget.Busy, SourceUnavailable, Image.DoesNotExist.
-    Safe to run twice."""
+) -> tuple[str, Made | None]:
+    """Make one missing rendition of a published image; returns its key, and the rendition
+    made now (None when it was there already), whose `keep()` the caller must call, once its
+    answer is sent. `on_miss` runs before a render (a rate limit raises there). Raises
+    budget.Busy, SourceUnavailable, Image.DoesNotExist (the row is gone). Safe to run twice."""
     key = wanted.key(fmt)
     if is_made(image, key):
         return key, None
     if on_miss is not None:
         on_miss()
-    with budget.render_turn(key) as waited:
-        if waited:
+    with ExitStack() as stack:  # handed on to Made once rendered, else given up on the way out
+        turn = stack.enter_context(budget.render_turn(key))
+        if turn.waited:
             image.refresh_from_db(fields=["renditions"])
             if is_made(image, key):
                 return key, None
-        rendition = render(image, wanted, fmt)
-        save_public(key, rendition)
-        if not add_renditions(image, [key]):
-            release_public_objects(image.md5)  # unless another image of these bytes shows them
-            raise Image.DoesNotExist("taken down while its thumbnail was made")
-    return key, rendition.data
+        with turn.rendering():
+            rendition = render(image, wanted, fmt)
+        return key, Made(image, key, rendition, stack.pop_all())
 
 
 def render(image: Image, wanted: Wanted, fmt: str) -> thumbnails.Rendition:
@@ -130,8 +197,7 @@ def sources(image: Image, wanted: Wanted, fmt: str) -> Iterator[Source]:
 def published_original(image: Image, wanted: Wanted) -> Source | None:
     try:
         data = read_public(image.md5)
-        with PILImage.open(io.BytesIO(data)) as copy:
-            size = copy.size  # stored upright, without orientation
+        size = jpeg.frame_size(data) or _opened_size(data)  # stored upright
     except Exception:  # storage (botocore's errors are not OSErrors) or decoding
         log.warning("the published original of image %s is unreadable", image.pk)
         return None
@@ -161,8 +227,10 @@ def derivation_source(image: Image, wanted: Wanted, fmt: str) -> Source | None:
     uprights = {(image.width, image.height), (image.height, image.width)}
     candidates = []
     for key in image.renditions:
+        if key not in current:  # first: on-demand keys outnumber these as they are made
+            continue
         match = delivery.KEY.fullmatch(key)
-        if match is None or match["fill"] or match["ext"] != extension or key not in current:
+        if match is None or match["fill"] or match["ext"] != extension:
             continue
         (box,) = thumbnails.parse_sizes(match["size"])
         fits = {full: box.fit(*full) for full in uprights}
@@ -184,6 +252,11 @@ def derivation_source(image: Image, wanted: Wanted, fmt: str) -> Source | None:
 
 def read_public(key: str) -> bytes:
     return read_bytes(public_storage(), key)
+
+
+def _opened_size(data: bytes) -> tuple[int, int]:
+    with PILImage.open(io.BytesIO(data)) as img:
+        return img.size
 
 
 def _covers(source: tuple[int, int], target: tuple[int, int]) -> bool:

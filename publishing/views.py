@@ -4,6 +4,7 @@ storage is a local folder (on S3 the bucket or a CDN serves them)."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from datetime import datetime
 from typing import Any
@@ -12,6 +13,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
+from django.utils import timezone
 from django.utils.cache import get_conditional_response, patch_vary_headers
 from django.utils.http import http_date
 from drf_spectacular.types import OpenApiTypes
@@ -27,8 +29,10 @@ from infra.errors import ApiError, unavailable
 from publishing import budget, delivery, on_demand
 from publishing import services as publishing
 from publishing.delivery import Wanted
-from uploads.models import Image, State
+from uploads.models import Image
 from uploads.serializers import ErrorSerializer
+
+log = logging.getLogger(__name__)
 
 IMAGE_RESPONSES = {
     (200, "image/jpeg"): OpenApiTypes.BINARY,
@@ -79,11 +83,8 @@ class DeliveryView(APIView):
         it is missing."""
         fmt = delivery.negotiate(wanted, request.headers.get("Accept", ""))
         try:
-            # Only what rendering needs; any published row of these bytes will do.
-            published = Image.objects.filter(md5=wanted.md5, state=State.PUBLISHED)
-            fields = ("id", "md5", "format", "width", "height", "renditions", "focal_x", "focal_y")
-            image = published.only(*fields)[:1].get()
-            key, data = on_demand.generate_on_demand(
+            image = on_demand.published_image(wanted.md5)
+            key, made = on_demand.generate_on_demand(
                 image, wanted, fmt, on_miss=lambda: self.count_render(request)
             )
         except Image.DoesNotExist:
@@ -96,7 +97,9 @@ class DeliveryView(APIView):
             raise unavailable(
                 "database_unavailable", "The service is briefly unavailable."
             ) from None
-        return serve_public(request, key, data, negotiated=wanted.fmt is None)
+        if made is None:
+            return serve_public(request, key, negotiated=wanted.fmt is None)
+        return serve_made(request, made, negotiated=wanted.fmt is None)
 
     def count_render(self, request: Request) -> None:
         throttle = RenderRateThrottle()
@@ -168,20 +171,48 @@ class SignedObjectView(DeliveryView):
         return self.deliver(request, wanted)
 
 
-def serve_public(
-    request: HttpRequest, key: str, data: bytes | None = None, *, negotiated: bool = False
-) -> HttpResponseBase:
+def serve_public(request: HttpRequest, key: str, *, negotiated: bool = False) -> HttpResponseBase:
     """A redirect to the public object on S3 (the bucket sends its own ETag, Last-Modified and
-    Cache-Control); on local storage its bytes (`data` when the caller has them already)."""
+    Cache-Control); on local storage its bytes."""
     storage = publishing.public_storage()
     if getattr(storage, "bucket_name", None):
-        response: HttpResponseBase = HttpResponseRedirect(storage.url(key))
-        if negotiated:
-            patch_vary_headers(response, ["Accept"])
-        return response
-    if data is None:
-        return MediaView.respond(request, key, negotiated=negotiated)
-    return object_response(request, key, data, storage.get_modified_time(key), negotiated)
+        return redirect(storage.url(key), negotiated)
+    return MediaView.respond(request, key, negotiated=negotiated)
+
+
+def serve_made(request: HttpRequest, made: on_demand.Made, *, negotiated: bool) -> HttpResponseBase:
+    """A rendition made for this request, answered before it is kept: its bytes, or on S3 a
+    redirect once it is stored. It is kept (stored, recorded, its render turn given up) when the
+    WSGI server closes the response, after sending it."""
+    try:
+        response = answer_made(request, made, negotiated)
+    except BaseException:
+        made.keep()
+        raise
+    # Django's hook for what follows the answer (FileResponse closes its file there): the WSGI
+    # server calls close() once the response is sent, or the client gone.
+    response._resource_closers.append(made.keep)  # type: ignore[attr-defined]
+    return response
+
+
+def answer_made(request: HttpRequest, made: on_demand.Made, negotiated: bool) -> HttpResponseBase:
+    storage = publishing.public_storage()
+    if getattr(storage, "bucket_name", None):
+        try:
+            made.store()  # the bucket serves what the redirect names
+        except Exception:  # botocore's errors are not OSErrors
+            log.warning("cannot store %s; sending its bytes instead", made.key, exc_info=True)
+        else:
+            return redirect(storage.url(made.key), negotiated)
+    # Last-Modified: now; the file written after the answer is a few ms younger.
+    return object_response(request, made.key, made.data, timezone.now(), negotiated)
+
+
+def redirect(url: str, negotiated: bool) -> HttpResponseBase:
+    response = HttpResponseRedirect(url)
+    if negotiated:
+        patch_vary_headers(response, ["Accept"])
+    return response
 
 
 class MediaView(APIView):

@@ -190,17 +190,27 @@ def test_a_small_size_is_made_from_a_larger_thumbnail_with_the_same_size_and_pix
     assert psnr(made, reference) > 30  # the grain of this photo: ~31.7 dB either way
 
 
+@pytest.mark.parametrize("orientation", [1, 6])
 def test_a_size_no_thumbnail_is_twice_as_large_as_is_made_from_the_published_original(
-    client, post, original_reads
+    client, post, original_reads, orientation
 ):
     # 1200x1200 wants 1200x900: the largest thumbnail (1600x1200, the whole photo) is not 2x.
-    image = publish(post, photo(1600, 1200))
+    image = publish(post, photo(1600, 1200, orientation=orientation))
     original_reads.clear()
 
     made = decoded(fetch(client, f"/{image.md5}_1200x1200"))
 
     assert original_reads == [image.md5]
     assert made.size == (1200, 900)
+
+
+def test_a_published_original_with_alpha_is_a_source_too(client, post, original_reads):
+    image = publish(post, photo(1600, 1200, fmt="PNG", mode="RGBA"), "image/png")
+    original_reads.clear()
+
+    with PILImage.open(io.BytesIO(fetch(client, f"/{image.md5}_1200x1200.webp"))) as made:
+        assert (made.size, made.mode) == ((1200, 900), "RGBA")
+    assert original_reads == [image.md5]  # a PNG: its size comes from Pillow
 
 
 def test_a_missing_source_thumbnail_falls_back_to_the_published_original(
