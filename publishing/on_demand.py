@@ -84,7 +84,11 @@ class Made:
     """A rendition rendered now and not kept yet, holding its key's render turn: its bytes can
     be sent first (keeping it took 1.3 ms of a 41 ms request, measured in-process on the
     bench's 12 MP photo: 0.45 writing the file, 0.9 the conditional UPDATE and its commit).
-    `keep()` then stores and records it and gives the turn up."""
+    `keep()` then stores and records it and gives the turn up. A Made dropped without
+    `keep()` (a response Django replaced after an error, never closed) gives its turn up when
+    it is collected: the turn's context managers are generators, which Python closes then
+    (tests/publishing/test_on_demand_keep.py checks it; otherwise the key's process lock
+    would stay taken until the worker is recycled, and its requests would get 503)."""
 
     def __init__(self, image: Image, key: str, rendition: thumbnails.Rendition, turn: ExitStack):
         self.image, self.key, self.rendition = image, key, rendition

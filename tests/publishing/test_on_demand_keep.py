@@ -4,6 +4,7 @@ through Django's WSGI handler as a server calls it, so the test sees the moment 
 
 from __future__ import annotations
 
+import gc
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -135,6 +136,26 @@ def test_a_key_stays_its_renderers_until_kept_while_the_render_slot_is_free_at_o
     assert [first.status[:3], other.status[:3], same.status[:3]] == ["200", "200", "503"]
     assert again.status.startswith("200") and again.body == first.body
     assert renders == [f"{image.md5}_200x200", f"{image.md5}_600x600"]  # not made twice
+
+
+def test_a_response_never_closed_gives_its_key_back_once_it_is_collected(
+    local, post, settings, renders
+):
+    """Django drops a view's response without closing it when a later middleware fails; the
+    key must not stay taken until the worker is recycled."""
+    settings.RENDER_WAIT_SECONDS = 0.2
+    image = publish(post, photo(800, 600))
+    dropped = serve(f"/{image.md5}_200x200")
+    assert serve(f"/{image.md5}_200x200").status.startswith("503")  # taken while held
+
+    del dropped
+    gc.collect()
+    again = serve(f"/{image.md5}_200x200")
+    again.close()
+
+    assert again.status.startswith("200")
+    assert renders == [f"{image.md5}_200x200"] * 2  # made again: the first was never kept
+    assert f"{image.md5}_200x200" in recorded(image)
 
 
 def test_a_takedown_during_the_render_leaves_nothing_published(local, post, monkeypatch):
