@@ -389,12 +389,12 @@ elif _broker_scheme in {"redis", "rediss"}:
     _redis_query.setdefault("socket_timeout", str(BROKER_TIMEOUT_SECONDS))
     _redis_query.setdefault("socket_connect_timeout", str(BROKER_TIMEOUT_SECONDS))
     _broker_url = urlunsplit(urlsplit(BROKER_URL)._replace(query=urlencode(_redis_query)))
-    # A consumer whose connection times out (a hung Redis) restarts under a new id; the messages
-    # it had fetched come back only when maintenance finds its heartbeat stale. Dramatiq runs
-    # maintenance with 1 command in 1000 by default (minutes with idle workers): 2 in 100 here,
-    # so they return within about a minute of the heartbeat timeout (60 s).
+    # A broker whose fetch times out (a hung Redis) continues under a new id (infra.broker); the
+    # messages the lost fetch took come back only when maintenance finds the old id's heartbeat
+    # stale. Dramatiq runs maintenance with 1 command in 1000 by default (minutes with idle
+    # workers): 2 in 100 here, so they return within about a minute of the heartbeat timeout.
     _broker = {
-        "BROKER": "dramatiq.brokers.redis.RedisBroker",
+        "BROKER": "infra.broker.RedisBroker",
         "OPTIONS": {"url": _broker_url, "maintenance_chance": 20_000},
     }
 elif _broker_scheme in {"amqp", "amqps"}:
