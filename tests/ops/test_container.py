@@ -5,6 +5,7 @@ the entrypoint and the health check run for real against real gunicorn and Drama
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -153,13 +154,15 @@ def wait_until(condition: Any, what: str, timeout: float = 60) -> None:
 
 @contextmanager
 def running(argv: list[str], **kwargs: Any) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(argv, text=True, **kwargs)
+    """The command in a process group of its own, killed whole at the end: killing only its
+    first process left Dramatiq's worker processes running after the suite."""
+    process = subprocess.Popen(argv, text=True, start_new_session=True, **kwargs)
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(30)
 
 
 def entrypoint_env(tmp_path: Path, **extra: str) -> dict[str, str]:
