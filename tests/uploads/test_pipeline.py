@@ -339,6 +339,21 @@ def test_a_re_upload_of_a_failed_image_starts_the_stage_that_failed_again(post, 
 
 
 @pytest.mark.django_db
+def test_a_re_upload_of_a_failed_image_stores_its_missing_original_again(post, jpeg, broker):
+    image_id = fail_publishing(post, jpeg)
+    image = Image.objects.get(pk=image_id)
+    storages["default"].delete(image.md5)
+
+    response = post({"data": {"image": data_url(jpeg)}})
+
+    assert response.status_code == 202
+    assert response.json()["id"] == image_id
+    assert read_bytes(storages["default"], image.md5) == jpeg
+    make_thumbnails(image_id)
+    assert Image.objects.get(pk=image_id).state == State.PUBLISHED
+
+
+@pytest.mark.django_db
 def test_a_failed_moderation_is_retried_from_received(
     post, jpeg, broker, django_capture_on_commit_callbacks
 ):

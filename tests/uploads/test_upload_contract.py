@@ -167,6 +167,9 @@ def test_uploading_the_same_bytes_for_the_same_pin_returns_the_existing_image(po
     assert second.json()["id"] == first.json()["id"]
     assert Image.objects.count() == 1
     assert queued_messages(broker) == 1
+    # The repeat is answered from the unique constraint: nothing else was recorded or stored.
+    assert Image.objects.get().events.count() == 1
+    assert len(stored_keys()) == 1
 
 
 def test_the_same_bytes_for_another_pin_is_a_second_image_sharing_one_original(
