@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import base64
+import binascii
 import hashlib
 import json
 import os
@@ -81,7 +82,9 @@ def variant(jpeg: bytes, n: int) -> bytes:
 
 def raw_work(body: bytes, out_dir: str) -> None:
     data = json.loads(body)["data"]["image"].split(",", 1)[1]
-    decoded = base64.b64decode(data, validate=True)
+    # Strict, as the service decodes; straight from the str (base64.b64decode(validate=True)
+    # would first copy it into bytes, ~0.7 ms more for this body).
+    decoded = binascii.a2b_base64(data, strict_mode=True)
     md5 = hashlib.md5(decoded).hexdigest()
     hashlib.sha256(decoded).hexdigest()
     with open(os.path.join(out_dir, md5), "wb") as out:
