@@ -199,8 +199,14 @@ def main() -> None:
         try:
             stack.up()
             token = sign_token(run.pinster_private, web, pinster.url)
-            upload(web, token, photo(640, 480))  # warm up: model loaded, connections open
-            wait_published(database_url, 1, 120)
+            # Warm up every worker thread of both processes (the model loaded in each process,
+            # each thread's connections open): steady state is what is measured. One warm-up
+            # image left the other process to load its model during the measured images.
+            warm_up = 4 * args.threads
+            small = [variant(photo(640, 480), -n) for n in range(1, warm_up + 1)]
+            with concurrent.futures.ThreadPoolExecutor(4) as pool:
+                list(pool.map(lambda data: upload(web, token, data), small))
+            wait_published(database_url, warm_up, 120)
             ours = {c.pid for c in stack.children if c.name != "s3"}
             store = {c.pid for c in stack.children if c.name == "s3"}
             cpu_start, store_start = cpu_seconds(ours), cpu_seconds(store)
@@ -209,7 +215,7 @@ def main() -> None:
             with concurrent.futures.ThreadPoolExecutor(4) as pool:
                 list(pool.map(lambda data: upload(web, token, data), images))
             uploaded = time.perf_counter()
-            finished = wait_published(database_url, args.images + 1, 60 + 10 * args.images)
+            finished = wait_published(database_url, args.images + warm_up, 60 + 10 * args.images)
             cpu = cpu_seconds(ours) - cpu_start
             store_cpu = cpu_seconds(store) - store_start
             by_process = {
