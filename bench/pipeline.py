@@ -203,7 +203,8 @@ def main() -> None:
             # each thread's connections open): steady state is what is measured. One warm-up
             # image left the other process to load its model during the measured images.
             warm_up = 4 * args.threads
-            small = [variant(photo(640, 480), -n) for n in range(1, warm_up + 1)]
+            small_photo = photo(640, 480)
+            small = [variant(small_photo, -n) for n in range(1, warm_up + 1)]
             with concurrent.futures.ThreadPoolExecutor(4) as pool:
                 list(pool.map(lambda data: upload(web, token, data), small))
             wait_published(database_url, warm_up, 120)

@@ -177,7 +177,7 @@ def timing(rounds: int) -> None:
         "multipart short boundary": [],
     }
     boundaries = {"multipart": BROWSER_BOUNDARY, "multipart short boundary": SHORT_BOUNDARY}
-    for n in range(rounds):  # interleaved, so machine noise hits all four alike
+    for n in range(rounds):  # interleaved, so machine noise hits every row alike
         photo = variant(jpeg, n)
         body = json_body(photo)
         start = time.process_time()
